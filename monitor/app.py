@@ -1,0 +1,50 @@
+"""The process-wide model: one store and its collector threads, started once per process."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from collectors.base import Collector, CollectorThread
+from collectors.registry import build_collectors
+from monitor.config import Config
+from monitor.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Monitor:
+    """Owns the store and the collectors; views get the store and never sample anything."""
+
+    def __init__(self, config: Config, collectors: list[Collector] | None = None) -> None:
+        self.config = config
+        self.store = Store(
+            host=config.host_label,
+            window_s=config.history.window_s,
+            day_tier=config.history.day_tier,
+            event_capacity=config.events.capacity,
+        )
+        self.collectors = build_collectors(config, self.store) if collectors is None else collectors
+        self.threads = [CollectorThread(c) for c in self.collectors]
+        self.started = False
+
+    def start(self) -> None:
+        if self.started:
+            return
+        self.started = True
+        for thread in self.threads:
+            thread.start()
+        names = ", ".join(c.name for c in self.collectors) or "none"
+        self.store.events.add("info", "labwall", f"labwall started on {self.config.host_label} (collectors: {names})")
+
+    def stop(self, timeout_s: float = 4.0) -> bool:
+        """Stop every collector thread; True when all have ended within `timeout_s`."""
+        for thread in self.threads:
+            thread.stop()
+        deadline = time.monotonic() + timeout_s
+        stopped = True
+        for thread in self.threads:
+            if not thread.join(max(0.0, deadline - time.monotonic())):
+                log.warning("collector %s did not stop within %.1f s", thread.collector.name, timeout_s)
+                stopped = False
+        return stopped
