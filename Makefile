@@ -40,3 +40,11 @@ bench: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info test-artifacts
+
+# As root: install or upgrade the systemd service (idempotent); uninstall keeps /etc/labwall/config.yaml.
+install-service:
+	PYTHON=$(PYTHON) bash systemd/install.sh install
+
+.PHONY: uninstall-service
+uninstall-service:
+	bash systemd/install.sh uninstall

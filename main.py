@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from monitor.config import Config, ConfigError, format_validation_error, load_config
+from monitor.service import configure_logging
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "config.yaml"
 
@@ -23,7 +23,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--runs", action="append", type=Path, default=[], metavar="DIR",
         help="a run root to watch, added to runs.roots (repeatable)",
     )
-    parser.add_argument("--demo", action="store_true", help="simulated GPUs (clearly labelled) for a machine without any")
+    parser.add_argument(
+        "--demo", action="store_true", help="simulated GPUs (clearly labelled) for a machine without any"
+    )
     parser.add_argument("--check-config", action="store_true", help="validate the config file and exit (0 ok, 1 bad)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return parser.parse_args(argv)
@@ -48,9 +50,7 @@ def resolve_config(args: argparse.Namespace) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    configure_logging(args.log_level)  # levels journald understands when run as a systemd service
     try:
         config = resolve_config(args)
     except ConfigError as exc:

@@ -97,14 +97,14 @@ class Collector(ABC):
         self.health = CollectorHealth(self.name, interval_s)
         store.register_health(self.name, self.health)
 
-    def setup(self) -> None:
+    def setup(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Open the source; called before the first reading and again after a failure."""
 
     @abstractmethod
     def collect(self, now: float) -> None:
         """Take one reading and push it to the store."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Release the source."""
 
     def batch(self, now: float) -> SampleBatch:

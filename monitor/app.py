@@ -16,9 +16,11 @@ log = logging.getLogger(__name__)
 class Monitor:
     """Owns the store and the collectors; views get the store and never sample anything."""
 
-    def __init__(self, config: Config, collectors: list[Collector] | None = None) -> None:
+    def __init__(
+        self, config: Config, store: Store | None = None, collectors: list[Collector] | None = None
+    ) -> None:
         self.config = config
-        self.store = Store(
+        self.store = store or Store(
             host=config.host_label,
             window_s=config.history.window_s,
             day_tier=config.history.day_tier,
@@ -47,4 +49,5 @@ class Monitor:
             if not thread.join(max(0.0, deadline - time.monotonic())):
                 log.warning("collector %s did not stop within %.1f s", thread.collector.name, timeout_s)
                 stopped = False
+        log.info("labwall stopped (collector threads %s)", "joined" if stopped else "NOT all joined")
         return stopped

@@ -55,9 +55,16 @@ class GpuConfig(Section):
 
     @field_validator("simulated_scenario")
     @classmethod
-    def _scenario_exists(cls, path: Path | None) -> Path | None:
-        if path is not None and not path.is_file():
+    def _scenario_usable(cls, path: Path | None) -> Path | None:
+        if path is None:
+            return None
+        if not path.is_file():
             raise ValueError(f"file {str(path)!r} not found")
+        # Imported here: the simulated backend lives with the collectors, which import this module.
+        from collectors.gpu import load_scenario
+        from collectors.gpu_simulated import SimulatedNvml
+
+        SimulatedNvml(scenario=load_scenario(path))  # raises ValueError naming what is wrong
         return path
 
 

@@ -30,7 +30,7 @@ class Chunk:
 
 
 class RingBuffer:
-    __slots__ = ("_seqs", "_times", "_values", "_next", "_size", "capacity", "columns")
+    __slots__ = ("_next", "_seqs", "_size", "_times", "_values", "capacity", "columns")
 
     def __init__(self, capacity: int, columns: int = 1) -> None:
         if capacity < 1:

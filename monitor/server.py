@@ -9,6 +9,7 @@ from nicegui import app, ui
 from monitor.api import register_api
 from monitor.app import Monitor
 from monitor.config import Config
+from monitor.service import install_service_hooks
 from monitor.wall import register_wall
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,10 @@ def serve(config: Config) -> None:
     register_api(app, monitor.store)
     register_wall(monitor)
     app.on_startup(monitor.start)
-    app.on_shutdown(monitor.stop)
+    # A lambda: NiceGUI passes the app to a one-parameter handler, which stop() would take as its timeout.
+    # 2 s for the collectors after at most 2 s of graceful HTTP shutdown keeps SIGTERM under 5 s.
+    app.on_shutdown(lambda: monitor.stop(timeout_s=2.0))
+    install_service_hooks(app, monitor)  # sd_notify: READY, WATCHDOG, STATUS, STOPPING
     host = config.server.bind
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     print(f"labwall: serving the wall at http://{shown}:{config.server.port}/", flush=True)
@@ -32,4 +36,6 @@ def serve(config: Config) -> None:
         show=False,
         uvicorn_logging_level="warning",
         reconnect_timeout=10.0,
+        # Open websockets get this long to close on SIGTERM, so the whole stop stays under 5 s.
+        timeout_graceful_shutdown=2,
     )

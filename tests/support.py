@@ -37,6 +37,13 @@ def wait_for(condition: Callable[[], T], timeout: float = 10.0, interval: float 
         time.sleep(interval)
 
 
+def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for a labwall subprocess. NiceGUI switches to its own test mode (fixed port from
+    NICEGUI_SCREEN_TEST_PORT, no gzip) when it sees PYTEST_CURRENT_TEST, so that is removed."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    return {**env, "PYTHONUNBUFFERED": "1", **(extra or {})}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -60,7 +67,7 @@ class LabwallServer:
         self.config_path.write_text(yaml.safe_dump(self.config))
         self.log_path = workdir / f"server-{self.port}.log"
         self.args = args or []
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.env = server_env(env)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

@@ -72,6 +72,14 @@ def test_bad_file_names_key_value_and_reason(tmp_path: Path, text: str, expected
         assert start in line, f"{start!r} not in {line!r}"
 
 
+def test_unusable_simulated_scenario_is_a_config_error(tmp_path: Path) -> None:
+    scenario = write(tmp_path, '{"gpus": [{"name": "x", "processes": [{"pid": "one"}]}]}', "scenario.json")
+    found = problems(tmp_path, f"gpu:\n  simulated_scenario: {scenario}\n")
+    assert len(found) == 1
+    assert found[0].startswith("gpu.simulated_scenario: '")
+    assert "gpus[0].processes[0] needs an integer 'pid'" in found[0]
+
+
 def test_every_problem_is_reported_not_just_the_first(tmp_path: Path) -> None:
     found = problems(tmp_path, "gpu:\n  interval_s: 0\n  colour: 1\nserver:\n  port: -5\n")
     assert sorted(line.split(":")[0] for line in found) == ["gpu.colour", "gpu.interval_s", "server.port"]

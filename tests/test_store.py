@@ -133,8 +133,8 @@ def test_store_memory_is_bounded_by_series_cap() -> None:
     for i in range(200):
         fill(store, "proc", [(float(i), 1.0)], pid=i)
     assert store.stats()["series"] == 50
-    assert key(store, "proc", pid=199) in store.keys()
-    assert key(store, "proc", pid=0) not in store.keys()
+    assert key(store, "proc", pid=199) in set(store.keys())
+    assert key(store, "proc", pid=0) not in set(store.keys())
 
 
 def test_store_is_thread_safe_under_concurrent_writers_and_readers() -> None:

@@ -1,13 +1,23 @@
-"""The wall page (placeholder until the wall-page work lands)."""
+"""The wall: one read-only page at `/`, the same for every viewer, streamed from the shared store.
+
+NiceGUI 3 gives each browser its own element tree, so the wall is shared through its model: one
+process-wide store (written by the collectors) and one `WallFeed` that formats each tick once for
+all viewers. See docs/ARCHITECTURE.md.
+"""
 
 from __future__ import annotations
 
 from nicegui import ui
 
 from monitor.app import Monitor
+from monitor.wall.feed import WallFeed
+from monitor.wall.page import register_page
+from monitor.wall.theme import CSS
 
 
-def register_wall(monitor: Monitor) -> None:
-    @ui.page("/")
-    def wall() -> None:
-        ui.label(f"labwall — {monitor.store.host}")
+def register_wall(monitor: Monitor) -> WallFeed:
+    """Register the page; the returned feed is the one every viewer's page reads."""
+    feed = WallFeed(monitor.store, monitor.config)
+    ui.add_css(CSS, shared=True)
+    register_page(feed, monitor.config)
+    return feed

@@ -1,0 +1,210 @@
+"""Plain text logs (captured stdout/stderr): metrics, tqdm progress, end and crash markers.
+
+Recognised, line by line (a bare \\r, tqdm's redraw, also ends a line):
+- Python dict lines, e.g. HF Trainer's `{'loss': '3.811', 'learning_rate': '0.00015', 'epoch': '0.28'}`
+  (numbers or numeric strings are metrics; `train_runtime` marks the run finished);
+- `key=value` / `key: value` pairs (two or more on a line, or one whose key names a metric such
+  as loss, acc, lr, step, epoch);
+- tqdm bars `45%|████▌     | 450/1000 [01:23<01:40, 5.47it/s, loss=0.5]`: the first unnamed (or
+  "train…") bar's n/total is the step and the total; other bars with another total, and named bars
+  (loading, map, eval), are ignored; Lightning's `Epoch 3:` bars give epoch * total + n;
+  `key=value` after the rate are metrics;
+- a Python traceback (reason: its final exception line) or a CUDA / OOM / NCCL error, segfault or
+  `Killed`: the run crashed.
+A line's step is its own `step` key, else the last tqdm step, else (plain logs) its position among
+metric lines; HF stdout lines without a known step are not plotted (trainer_state.json and the
+event files carry their steps). With `metrics=False` (a log beside structured metrics) only
+markers are read.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from collectors.runs.formats import STEP_KEYS, TOTAL_KEYS, Marker, Parsed, integral_step, not_finite_reason
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+TQDM = re.compile(
+    r"(?:(?P<desc>[^|\r\n]*?):\s*)?(?P<pct>\d{1,3})%\|[^|\r\n]*\|\s*(?P<n>\d+)/(?P<total>\d+)\s*\[(?P<info>[^\]\r\n]*)\]"
+)
+NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf(?:inity)?"
+PAIR = re.compile(rf"(?<![\w./-])(?P<key>[A-Za-z_][\w./-]{{0,63}})\s*[=:]\s*(?P<value>{NUMBER})(?![\w.:])", re.I)
+METRIC_KEY = re.compile(
+    r"loss|acc|lr\b|learning_rate|step|epoch|ppl|perplexity|reward|score|f1|bleu|rouge|grad|norm|mse|mae|auc|"
+    r"iou|wer|cer|top\d|precision|recall|throughput|tokens",
+    re.I,
+)
+EVAL_BAR = re.compile(r"eval|valid|test|predict|sanity|download|map", re.I)
+TRAIN_BAR = re.compile(r"train", re.I)
+EPOCH_BAR = re.compile(r"^\s*Epoch\s+(\d+)", re.I)
+TRACEBACK = "Traceback (most recent call last):"
+EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Interrupt|Exit|Fault)\b(?::.*)?$")
+CRASH_LINE = re.compile(
+    r"CUDA out of memory|OutOfMemoryError|CUDA error|NCCL error|cuDNN error|CUBLAS_STATUS|Segmentation fault|"
+    r"core dumped|^Killed$|ChildFailedError",
+    re.I,
+)
+MAX_DICT_CHARS = 100_000
+HF_END_KEY = "train_runtime"
+
+
+def _number(value: Any) -> float | None:
+    kind = type(value)
+    if kind is int or kind is float:
+        return float(value)
+    if kind is str:
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+class TextLogReader:
+    def __init__(self, metrics: bool = True, hf: bool = False) -> None:
+        self.metrics = metrics
+        self.hf = hf
+        self.main_total: int | None = None
+        self.bar_step: int | None = None
+        self.ordinal = 0
+        self.in_traceback: int | None = None  # line where the traceback being read started
+
+    def reset(self) -> None:
+        self.main_total = self.bar_step = self.in_traceback = None
+        self.ordinal = 0
+
+    def read(self, lines: Sequence[tuple[int, bytes]], mtime: float, parsed: Parsed) -> None:
+        for no, raw in lines:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                parsed.add_bad(no, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1})")
+                text = raw.decode("utf-8", errors="replace")
+            if "\x1b" in text:
+                text = ANSI.sub("", text)
+            self._line(no, text, mtime, parsed)
+
+    def _line(self, no: int, text: str, mtime: float, parsed: Parsed) -> None:
+        stripped = text.strip()
+        if not stripped:
+            return
+        if self._crash(no, text, stripped, parsed):
+            return
+        if "%|" in text:
+            match = None
+            for match in TQDM.finditer(text):
+                pass
+            if match is not None:
+                self._bar(no, match, mtime, parsed)
+                return
+        if not self.metrics:
+            return
+        brace = stripped.find("{")
+        if brace >= 0 and stripped.endswith("}") and (stripped[brace + 1 : brace + 2] in ("'", '"', "}")):
+            self._dict(no, stripped[brace:], mtime, parsed)
+            return
+        if "=" in text or ":" in text:
+            pairs = [(m["key"], m["value"]) for m in PAIR.finditer(text)]
+            if len(pairs) >= 2 or (pairs and METRIC_KEY.search(pairs[0][0])):
+                self._record(no, {k: v for k, v in pairs}, mtime, parsed)
+
+    def _crash(self, no: int, text: str, stripped: str, parsed: Parsed) -> bool:
+        if stripped.startswith(TRACEBACK):
+            if self.in_traceback is None:
+                self.in_traceback = no
+                parsed.markers.append(Marker("crash", "Python traceback", no, self.bar_step))
+            return True
+        if self.in_traceback is not None:
+            if text[:1] in (" ", "\t"):
+                return True
+            if EXCEPTION_LINE.match(stripped):
+                parsed.markers.append(Marker("crash", stripped[:200], self.in_traceback, self.bar_step))
+                self.in_traceback = None
+                return True
+            if stripped.startswith(("During handling", "The above exception")):
+                return True
+        if CRASH_LINE.search(stripped):
+            parsed.markers.append(Marker("crash", stripped[:200], no, self.bar_step))
+            return True
+        return False
+
+    def _bar(self, no: int, match: re.Match[str], mtime: float, parsed: Parsed) -> None:
+        desc = (match["desc"] or "").strip()
+        n, total = int(match["n"]), int(match["total"])
+        step: int | None = None
+        epoch = EPOCH_BAR.match(desc)
+        if epoch:
+            step = int(epoch[1]) * total + n
+        elif desc and (EVAL_BAR.search(desc) or not TRAIN_BAR.search(desc)):
+            return  # named bars (loading, mapping, evaluating) are not the training loop
+        elif self.main_total is None or total == self.main_total:
+            self.main_total = total
+            parsed.total = total
+            step = n
+        if step is None or not self.metrics:
+            return
+        self.bar_step = step
+        parsed.progress.append((mtime, step))
+        info = match["info"]
+        rate_end = max(info.find("it/s"), info.find("s/it"))
+        if rate_end >= 0:
+            postfix = {m["key"]: m["value"] for m in PAIR.finditer(info[rate_end:])}
+            postfix.pop("v_num", None)
+            if postfix:
+                self._record(no, postfix, mtime, parsed, step=step)
+
+    def _dict(self, no: int, text: str, mtime: float, parsed: Parsed) -> None:
+        record: Any = None
+        if len(text) <= MAX_DICT_CHARS:
+            try:
+                record = json.loads(text)
+            except ValueError:
+                try:
+                    record = ast.literal_eval(text)
+                except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+                    record = None
+        if not isinstance(record, dict):
+            parsed.add_bad(no, "a {...} line that is not a Python or JSON dict")
+            return
+        if HF_END_KEY in record:
+            runtime = _number(record[HF_END_KEY])
+            parsed.markers.append(Marker("end", f"train_runtime {runtime:g} s logged" if runtime is not None
+                                         else "train_runtime logged", no, self.bar_step))
+        self._record(no, record, mtime, parsed)
+
+    def _record(self, no: int, record: dict[Any, Any], mtime: float, parsed: Parsed, step: int | None = None) -> None:
+        values: dict[str, float] = {}
+        for key, value in record.items():
+            name = str(key)
+            number = _number(value)
+            if number is None:
+                if isinstance(value, str):
+                    parsed.texts[name] = value
+                continue
+            if not math.isfinite(number):
+                parsed.add_bad(no, not_finite_reason(name, number))
+                continue
+            values[name] = number
+        if step is None:
+            step_key = next((k for k in values if k.lower() in STEP_KEYS), None)
+            if step_key is not None:
+                step = integral_step(values.pop(step_key))
+            elif self.bar_step is not None:
+                step = self.bar_step
+            elif not self.hf:
+                step = self.ordinal
+        self.ordinal += 1
+        if step is None or not values:
+            return
+        parsed.records += 1
+        parsed.progress.append((mtime, step))
+        for name, number in values.items():
+            if name in TOTAL_KEYS:
+                parsed.total, parsed.total_is_end = int(number), True
+            else:
+                parsed.add_point(name, step, mtime, number)

@@ -1,0 +1,188 @@
+"""History charts: which store series feed which chart, the figure a page starts from, and the new
+points of one tick, ready for Plotly's `extendTraces`.
+
+A chart is created once per page with the history already in the store; after that a tick sends
+only the points added since the previous tick, and `maxPoints` trims every trace to the window, so
+neither the wire nor the browser grows with the history length.
+Charts never show outside text: trace names are fixed and hover is off (`staticPlot`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from monitor.samples import SeriesKey, label_value
+from monitor.store import Store
+from monitor.wall import theme
+from monitor.wall.format import number
+
+DAY_BUCKET_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesRef:
+    """One trace of a chart: a store series, scaled (bytes used → % of total) on the way out."""
+
+    key: SeriesKey
+    scale: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ChartPoints:
+    """The new points of one chart: `{"x": [[...], ...], "y": [[...], ...]}` for `indices`."""
+
+    update: dict[str, list[list[float]]]
+    indices: list[int]
+
+    @property
+    def count(self) -> int:
+        return sum(len(x) for x in self.update["x"])
+
+
+@dataclass(frozen=True, slots=True)
+class ChartWindow:
+    """What the charts show: `span_s` of time, from raw points or from the 1-minute tier.
+
+    x values are seconds since `epoch` (one per process, the same for every page): the axes are
+    hidden, and 6-8 digits instead of 13 for epoch milliseconds is most of a tick's chart bytes."""
+
+    span_s: float
+    day_tier: bool
+    epoch: float = 0.0
+
+    @classmethod
+    def from_config(cls, chart_window_s: float, history_window_s: float, day_tier_kept: bool,
+                    epoch: float) -> ChartWindow:
+        return cls(chart_window_s, day_tier_kept and chart_window_s > history_window_s, float(math.floor(epoch)))
+
+    def max_points(self, interval_s: float) -> int:
+        step = DAY_BUCKET_S if self.day_tier else interval_s
+        return math.ceil(self.span_s / step) + 1
+
+
+Refs = tuple[SeriesRef | None, ...]
+
+
+def _by_label(store: Store, name: str, label: str) -> dict[str, SeriesKey]:
+    return {
+        value: key for key in store.keys(name) if key[0] == name and (value := label_value(key[1], label)) is not None
+    }
+
+
+def gpu_chart_refs(store: Store, gpus: list[dict[str, Any]]) -> dict[str, Refs]:
+    """Chart "g<position>": trace 0 utilisation %, trace 1 memory used as % of the GPU's total."""
+    util_by_uuid = _by_label(store, "gpu_utilization_percent", "uuid")
+    mem_by_uuid = _by_label(store, "gpu_memory_used_bytes", "uuid")
+    util_by_index = _by_label(store, "gpu_utilization_percent", "gpu")
+    mem_by_index = _by_label(store, "gpu_memory_used_bytes", "gpu")
+    refs: dict[str, Refs] = {}
+    for position, gpu in enumerate(gpus):
+        uuid, index = str(gpu.get("uuid")), str(gpu.get("index"))
+        util = util_by_uuid.get(uuid) or util_by_index.get(index)
+        mem = mem_by_uuid.get(uuid) or mem_by_index.get(index)
+        total = number(gpu.get("memory_total_bytes"))
+        refs[f"g{position}"] = (
+            SeriesRef(util) if util else None,
+            SeriesRef(mem, 100.0 / total) if mem and total else None,
+        )
+    return refs
+
+
+def host_chart_refs(store: Store) -> dict[str, Refs]:
+    """Chart "host": trace 0 CPU %, trace 1 memory %."""
+    cpu = [k for k in store.keys("host_cpu_percent") if k[0] == "host_cpu_percent"]
+    mem = [k for k in store.keys("host_memory_percent") if k[0] == "host_memory_percent"]
+    return {"host": (SeriesRef(cpu[0]) if cpu else None, SeriesRef(mem[0]) if mem else None)}
+
+
+def _read(store: Store, ref: SeriesRef, cursor: int, window: ChartWindow) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    chunk = store.read_day_after(ref.key, cursor) if window.day_tier else store.read_after(ref.key, cursor)
+    if chunk is None or not len(chunk):
+        empty = np.zeros(0)
+        return empty.astype(np.int64), empty, empty
+    return chunk.seqs, chunk.times, chunk.values[:, 0] * ref.scale
+
+
+def _compact(values: np.ndarray) -> list[float]:
+    """One decimal (all a sparkline can show), and 93 rather than 93.0 on the wire."""
+    return [int(v) if v.is_integer() else v for v in np.round(values, 1).tolist()]
+
+
+def _xy(times: np.ndarray, values: np.ndarray, epoch: float) -> tuple[list[float], list[float]]:
+    return _compact(times - epoch), _compact(values)
+
+
+def new_points(store: Store, refs: Refs, after: int, upto: int, window: ChartWindow) -> ChartPoints | None:
+    """Points with `after` < seq <= `upto` for each trace of one chart; None when there are none."""
+    xs: list[list[float]] = []
+    ys: list[list[float]] = []
+    indices: list[int] = []
+    for i, ref in enumerate(refs):
+        if ref is None:
+            continue
+        seqs, times, values = _read(store, ref, after, window)
+        keep = seqs <= upto
+        if not keep.any():
+            continue
+        x, y = _xy(times[keep], values[keep], window.epoch)
+        xs.append(x)
+        ys.append(y)
+        indices.append(i)
+    return ChartPoints({"x": xs, "y": ys}, indices) if indices else None
+
+
+def history(store: Store, refs: Refs, upto: int, now: float, window: ChartWindow) -> list[tuple[list, list]]:
+    """Every trace's points within the window up to cursor `upto`: what a new page starts from."""
+    traces = []
+    for ref in refs:
+        if ref is None:
+            traces.append(([], []))
+            continue
+        seqs, times, values = _read(store, ref, -1, window)
+        keep = (seqs <= upto) & (times >= now - window.span_s)
+        traces.append(_xy(times[keep], values[keep], window.epoch))
+    return traces
+
+
+def figure(kind: str, traces: list[tuple[list, list]]) -> dict[str, Any]:
+    """A sparkline-style figure: no axes text, fixed 0-100 % scale, transparent on the tile."""
+    styles = theme.CHART_TRACES[kind]
+    data = []
+    for (x, y), style in zip(traces, styles, strict=True):
+        trace: dict[str, Any] = {
+            "type": "scatter",
+            "mode": "lines",
+            "x": x,
+            "y": y,
+            "name": style["name"],
+            "hoverinfo": "skip",
+            "line": {"color": style["color"], "width": style["width"], "shape": "linear"},
+        }
+        if style.get("fill"):
+            trace["fill"] = "tozeroy"
+            trace["fillcolor"] = style["fill"]
+        data.append(trace)
+    return {
+        "data": data,
+        "layout": {
+            "margin": {"l": 0, "r": 0, "t": 2, "b": 0},
+            "paper_bgcolor": "rgba(0,0,0,0)",
+            "plot_bgcolor": "rgba(0,0,0,0)",
+            "showlegend": False,
+            "autosize": True,
+            "xaxis": {"type": "linear", "visible": False, "fixedrange": True},
+            "yaxis": {
+                "range": [0, 102],
+                "fixedrange": True,
+                "showticklabels": False,
+                "tickvals": [25, 50, 75, 100],
+                "gridcolor": theme.GRID,
+                "zeroline": False,
+            },
+        },
+        "config": {"staticPlot": True, "displayModeBar": False, "responsive": True},
+    }

@@ -1,0 +1,133 @@
+"""Pure formatting for the wall: numbers in, short display strings out. "n/a" for anything unknown."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+NA = "n/a"
+GIB = 1024**3
+
+
+def number(value: Any) -> float | None:
+    """A finite float, or None for None, NaN, infinities and anything that is not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def percent(value: Any) -> str:
+    v = number(value)
+    return NA if v is None else f"{v:.0f}"
+
+
+def fill(value: Any) -> int:
+    """A bar's fill, whole percent 0..100 (finer steps are invisible and cost bytes); unknown → 0."""
+    v = number(value)
+    return 0 if v is None else round(max(0.0, min(100.0, v)))
+
+
+def ratio(part: Any, whole: Any) -> float | None:
+    p, w = number(part), number(whole)
+    return p / w if p is not None and w else None
+
+
+def gib(value: Any, digits: int = 1) -> str:
+    v = number(value)
+    return NA if v is None else f"{v / GIB:.{digits}f}"
+
+
+def bytes_size(value: Any) -> str:
+    """1536 → "1.5 KiB"; sizes of memory and disks (binary units)."""
+    v = number(value)
+    if v is None:
+        return NA
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(v) < 1024 or unit == "PiB":
+            return f"{v:.0f} {unit}" if unit == "B" else f"{v:.1f} {unit}"
+        v /= 1024
+    return NA  # unreachable
+
+
+def rate(value: Any) -> str:
+    """Bytes per second in decimal units, the way network and disk rates are usually quoted."""
+    v = number(value)
+    if v is None:
+        return NA
+    for unit in ("B/s", "kB/s", "MB/s", "GB/s", "TB/s"):
+        if abs(v) < 1000 or unit == "TB/s":
+            return f"{v:.0f} {unit}" if unit == "B/s" else f"{v:.1f} {unit}"
+        v /= 1000
+    return NA  # unreachable
+
+
+def celsius(value: Any) -> str:
+    v = number(value)
+    return NA if v is None else f"{v:.0f} °C"
+
+
+def watts(value: Any) -> str:
+    v = number(value)
+    return NA if v is None else f"{v:.0f}"
+
+
+def power(draw: Any, limit: Any) -> str:
+    d, lim = number(draw), number(limit)
+    if d is None:
+        return NA
+    return f"{d:.0f} W" if lim is None else f"{d:.0f} / {lim:.0f} W"
+
+
+def total_power(value: Any) -> str:
+    v = number(value)
+    if v is None:
+        return NA
+    return f"{v / 1000:.2f} kW" if v >= 1000 else f"{v:.0f} W"
+
+
+def mhz(value: Any) -> str:
+    v = number(value)
+    return NA if v is None else f"{v:.0f} MHz"
+
+
+def duration(seconds: Any, coarse: bool = False) -> str:
+    """Uptime-style: "12 d 4 h", "3 h 12 min", "4 min 5 s" ("4 min" when coarse), "12 s"."""
+    s = number(seconds)
+    if s is None or s < 0:
+        return NA
+    s = int(s)
+    days, rest = divmod(s, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min" if coarse else f"{minutes} min {secs} s"
+    return f"{secs} s"
+
+
+def age(seconds: float) -> str:
+    """How old the newest data is: "0.4 s", "12 s", "3 min"."""
+    if seconds < 10:
+        return f"{max(0.0, seconds):.1f} s"
+    return duration(seconds)
+
+
+def clock(t: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(t))
+
+
+def day(t: float) -> str:
+    return time.strftime("%a %d %b %Y", time.localtime(t))
+
+
+def text(value: Any, default: str = NA) -> str:
+    """Outside text as a plain string (never None); shown through text-only elements."""
+    if value is None:
+        return default
+    s = str(value)
+    return s if s.strip() else default

@@ -1,0 +1,221 @@
+"""The GPU area: one tile per GPU (bars, history chart, temperature, power, who uses it), or a
+notice that says why there are no GPUs. Every value comes from the GPU state document."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from nicegui import ui
+
+from monitor.config import Config
+from monitor.wall import format as fmt
+from monitor.wall.cells import Cell, CellView
+from monitor.wall.theme import level_at_or_above
+
+MAX_PROCESS_ROWS = 3
+BUSY_UTIL_PERCENT = 10.0
+IDLE_UTIL_PERCENT = 5.0
+HELD_MEMORY_BYTES = 1024**3
+# NVML clock-event reasons worth showing, with the words a person understands.
+THROTTLE_WORDS = {
+    "sw_power_cap": ("power cap", ""),
+    "hw_slowdown": ("HW slowdown", "warn"),
+    "sw_thermal_slowdown": ("thermal slowdown", "warn"),
+    "hw_thermal_slowdown": ("HW thermal slowdown", "crit"),
+    "hw_power_brake_slowdown": ("power brake", "warn"),
+    "board_limit": ("board limit", "warn"),
+    "reliability": ("reliability limit", "warn"),
+}
+_LEVEL_RANK = {"": 0, "warn": 1, "crit": 2}
+
+
+def grid_shape(count: int) -> tuple[int, int]:
+    """Columns and rows for `count` tiles in the GPU area (about 4:3): 8 GPUs → 4 x 2."""
+    table = {0: (1, 1), 1: (1, 1), 2: (2, 1), 3: (3, 1), 4: (2, 2), 5: (3, 2), 6: (3, 2), 7: (4, 2), 8: (4, 2)}
+    if count in table:
+        return table[count]
+    cols = math.ceil(math.sqrt(count * 1.5))
+    return cols, math.ceil(count / cols)
+
+
+def gpu_mode(gpu_doc: dict[str, Any] | None, config: Config) -> str:
+    if not config.gpu.enabled:
+        return "disabled"
+    if gpu_doc is None:
+        return "waiting"
+    if gpu_doc.get("state") == "unavailable" or not gpu_doc.get("gpus"):
+        return "unavailable"
+    return "tiles"
+
+
+def notice_cells(gpu_doc: dict[str, Any] | None, config: Config) -> dict[str, Cell]:
+    mode = gpu_mode(gpu_doc, config)
+    if mode == "disabled":
+        title, reason, extra = "GPU monitoring is off", "gpu.enabled is false in the configuration", ""
+    elif mode == "waiting":
+        title, reason, extra = "Waiting for the first GPU reading…", "", ""
+    else:
+        doc = gpu_doc or {}
+        title = "No GPUs on this host"
+        reason = fmt.text(doc.get("reason"), "no NVIDIA GPU reported")
+        extra = (f"labwall retries every {config.gpu.nvml_retry_s:g} s and shows the GPUs as soon as the driver "
+                 "answers. Run with --demo to see simulated GPUs.")
+    return {
+        "gpu.n.title": Cell(title),
+        "gpu.n.reason": Cell(reason, level="" if reason else "off"),
+        "gpu.n.extra": Cell(extra, level="" if extra else "off"),
+    }
+
+
+def short_name(name: object) -> str:
+    """The GPU's name without the vendor prefix every GPU here shares (it is shown as text)."""
+    text = fmt.text(name, "unknown GPU")
+    return text.removeprefix("NVIDIA ").strip() or text
+
+
+def _throttle(reasons: Any) -> tuple[str, str]:
+    if not isinstance(reasons, list):
+        return "", ""
+    words, level = [], ""
+    for reason in reasons:
+        word, lv = THROTTLE_WORDS.get(str(reason), (None, ""))
+        if word:
+            words.append(word)
+            level = lv if _LEVEL_RANK[lv] > _LEVEL_RANK[level] else level
+    return ", ".join(words), level
+
+
+def tile_cells(p: int, gpu: dict[str, Any], config: Config) -> dict[str, Cell]:
+    """Every cell of the tile at position `p`; any field may be None ("n/a")."""
+    t = config.thresholds
+    k = f"g{p}."
+    lost = gpu.get("status") == "lost"
+    util = fmt.number(gpu.get("utilization_gpu_percent"))
+    used, total = fmt.number(gpu.get("memory_used_bytes")), fmt.number(gpu.get("memory_total_bytes"))
+    mem_ratio = fmt.ratio(used, total)
+    temp = fmt.number(gpu.get("temperature_celsius"))
+    draw, limit = fmt.number(gpu.get("power_draw_watts")), fmt.number(gpu.get("power_limit_watts"))
+    power_ratio = fmt.ratio(draw, limit)
+
+    if lost:
+        state = Cell("LOST", level="lost")
+    elif util is not None and util < IDLE_UTIL_PERCENT and used is not None and used >= HELD_MEMORY_BYTES:
+        state = Cell("IDLE · MEMORY HELD", level="warn")
+    elif util is not None and util >= BUSY_UTIL_PERCENT:
+        state = Cell("BUSY", level="ok")
+    else:
+        state = Cell("IDLE", level="idle")
+
+    extra = []
+    pstate = gpu.get("pstate")
+    if pstate is not None:
+        extra.append(fmt.text(pstate))
+    fan = fmt.number(gpu.get("fan_percent"))
+    if fan is not None:
+        extra.append(f"fan {fan:.0f} %")
+    throttle, extra_level = _throttle(gpu.get("throttle_reasons"))
+    if throttle:
+        extra.append(throttle)
+    ecc = fmt.number(gpu.get("ecc_errors_uncorrected"))
+    if ecc:
+        extra.append(f"ECC errors {ecc:.0f}")
+        extra_level = "crit"
+
+    cells = {
+        k + "tile": Cell(level="lost" if lost else ""),
+        k + "idx": Cell(f"GPU {fmt.text(gpu.get('index'), str(p))}"),
+        k + "name": Cell(short_name(gpu.get("name"))),
+        k + "state": state,
+        k + "lost": Cell(f"Lost: {fmt.text(gpu.get('lost_reason'), 'no answer from the GPU')}",
+                         level="" if lost else "off"),
+        k + "util": Cell(fmt.percent(util), fmt.fill(util)),
+        k + "mem": Cell(fmt.gib(used), fmt.fill(100 * mem_ratio if mem_ratio is not None else None),
+                        level_at_or_above(mem_ratio, t.gpu_memory_ratio - 0.05, t.gpu_memory_ratio)),
+        k + "memx": Cell(f"{100 * mem_ratio:.0f} %" if mem_ratio is not None else ""),
+        k + "memt": Cell(f"/ {fmt.gib(total, 0)} GiB"),
+        k + "temp": Cell(fmt.celsius(temp), level=level_at_or_above(temp, t.gpu_temp_c - 8, t.gpu_temp_c)),
+        k + "power": Cell(fmt.power(draw, limit),
+                          fmt.fill(100 * power_ratio if power_ratio is not None else None)),
+        k + "extra": Cell(" · ".join(extra) if extra else "", level=extra_level),
+    }
+    cells.update(process_cells(k, gpu.get("processes")))
+    return cells
+
+
+def process_cells(k: str, processes: Any) -> dict[str, Cell]:
+    procs = [q for q in processes if isinstance(q, dict)] if isinstance(processes, list) else []
+    procs.sort(key=lambda q: fmt.number(q.get("gpu_memory_bytes")) or 0.0, reverse=True)
+    cells: dict[str, Cell] = {}
+    for j in range(MAX_PROCESS_ROWS):
+        row = f"{k}p{j}"
+        if j < len(procs):
+            q = procs[j]
+            memory = fmt.number(q.get("gpu_memory_bytes"))
+            cells[row] = Cell(level="")
+            cells[row + ".u"] = Cell(fmt.text(q.get("user"), "unknown"))
+            cells[row + ".c"] = Cell(fmt.text(q.get("command"), f"pid {fmt.text(q.get('pid'), '?')}"))
+            cells[row + ".m"] = Cell(f"{fmt.gib(memory)} GiB" if memory is not None else fmt.NA)
+        else:
+            cells[row] = Cell(level="off")
+    more = len(procs) - MAX_PROCESS_ROWS
+    cells[k + "more"] = Cell(f"+ {more} more process{'es' if more > 1 else ''}", level="" if more > 0 else "off")
+    cells[k + "none"] = Cell("no processes", level="" if not procs else "off")
+    return cells
+
+
+def gpu_cells(gpu_doc: dict[str, Any] | None, config: Config) -> dict[str, Cell]:
+    if gpu_mode(gpu_doc, config) != "tiles":
+        return notice_cells(gpu_doc, config)
+    cells: dict[str, Cell] = {}
+    for p, gpu in enumerate(g for g in (gpu_doc or {}).get("gpus") or [] if isinstance(g, dict)):
+        cells.update(tile_cells(p, gpu, config))
+    return cells
+
+
+def build_notice(view: CellView) -> None:
+    with ui.element("div").classes("nogpu"):
+        view.label("gpu.n.title", "nogpu-t")
+        view.label("gpu.n.reason", "nogpu-r")
+        view.label("gpu.n.extra", "nogpu-x")
+
+
+def build_tile(view: CellView, p: int, chart_slot: Any) -> None:
+    """One GPU tile; `chart_slot(p)` creates the history chart inside the tile."""
+    k = f"g{p}."
+    with view.bind(k + "tile", ui.element("div").classes("tile")):
+        with ui.element("div").classes("t-head"):
+            view.label(k + "idx", "t-idx")
+            view.label(k + "name", "t-name")
+            view.label(k + "state", "t-state")
+        view.label(k + "lost", "t-lost")
+        with ui.element("div").classes("meters"):
+            with ui.element("div").classes("meter"):
+                ui.label("Utilisation").classes("m-l")
+                view.label(k + "util", "m-v big pct")
+            with ui.element("div").classes("meter"):
+                with ui.element("div").classes("m-head"):
+                    ui.label("Memory").classes("m-l")
+                    view.label(k + "memx", "m-x")
+                with ui.element("div").classes("m-row"):
+                    view.label(k + "mem", "m-v mid memv")
+                    view.label(k + "memt", "m-t")
+        with ui.element("div").classes("t-chart"):
+            chart_slot(p)
+        with ui.element("div").classes("t-stats"):
+            with ui.element("div").classes("stat"):
+                ui.label("Temp").classes("s-l")
+                view.label(k + "temp", "s-v")
+            with ui.element("div").classes("stat"):
+                ui.label("Power").classes("s-l")
+                view.label(k + "power", "s-v s-bar")
+        view.label(k + "extra", "t-extra")
+        with ui.element("div").classes("procs"):
+            for j in range(MAX_PROCESS_ROWS):
+                row = f"{k}p{j}"
+                with view.bind(row, ui.element("div").classes("proc")):
+                    view.label(row + ".u", "p-user")
+                    view.label(row + ".c", "p-cmd")
+                    view.label(row + ".m", "p-mem")
+            view.label(k + "more", "p-more")
+            view.label(k + "none", "p-none")

@@ -1,0 +1,127 @@
+"""The host panel: CPU (total and a per-core heat strip), load, memory, swap, network and disk rates,
+a CPU/memory history chart and the usage of the disks that hold the run roots."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from nicegui import ui
+
+from monitor.config import Config
+from monitor.wall import format as fmt
+from monitor.wall.cells import Cell, CellView, HeatStrip
+from monitor.wall.theme import level_at_or_above
+
+MAX_DISK_ROWS = 3
+HEAT_MIN_COLUMNS = 16  # a 4-core box gets 4 small cells, not 4 wide bars
+HEAT_MAX_COLUMNS = 32
+
+
+def core_count(system_doc: dict[str, Any] | None) -> int:
+    cores = (system_doc or {}).get("cpu_per_core_percent")
+    return len(cores) if isinstance(cores, list) else 0
+
+
+def host_cells(system_doc: dict[str, Any] | None, config: Config) -> dict[str, Cell]:
+    doc = system_doc or {}
+    cpu = fmt.number(doc.get("cpu_percent"))
+    cores = doc.get("cpu_per_core_percent") if isinstance(doc.get("cpu_per_core_percent"), list) else []
+    load = doc.get("load_average") if isinstance(doc.get("load_average"), list) else []
+    used, total = fmt.number(doc.get("memory_used_bytes")), fmt.number(doc.get("memory_total_bytes"))
+    swap_used, swap_total = fmt.number(doc.get("swap_used_bytes")), fmt.number(doc.get("swap_total_bytes"))
+    count = fmt.number(doc.get("cpu_count")) or len(cores) or None
+    temp = fmt.number(doc.get("cpu_temperature_celsius"))
+    uptime = fmt.number(doc.get("uptime_s"))
+
+    up = ("host monitoring is off" if not config.host.enabled
+          else f"up {fmt.duration(uptime, coarse=True)}" if uptime is not None else "waiting for data")
+    info = [f"{count:.0f} cores" if count else "cores n/a"]
+    if temp is not None:
+        info.append(fmt.celsius(temp))
+    mem_ratio, swap_ratio = fmt.ratio(used, total), fmt.ratio(swap_used, swap_total)
+    cells = {
+        "h.up": Cell(up),
+        "h.cpu": Cell(fmt.percent(cpu), fmt.fill(cpu), level_at_or_above(cpu, 85, 97)),
+        "h.load": Cell("load " + " · ".join(f"{v:.2f}" if (v := fmt.number(x)) is not None else fmt.NA
+                                            for x in load[:3]) if load else "load n/a"),
+        "h.cores": Cell(" · ".join(info)),
+        "h.heat": Cell(data=tuple(round(v) if (v := fmt.number(x)) is not None else -1 for x in cores)),
+        "h.mem": Cell(f"{fmt.gib(used)} / {fmt.gib(total)} GiB" if total else fmt.NA,
+                      fmt.fill(100 * mem_ratio if mem_ratio is not None else None),
+                      level_at_or_above(mem_ratio, 0.85, 0.95)),
+        "h.swap": Cell(f"{fmt.gib(swap_used)} / {fmt.gib(swap_total)} GiB" if swap_total else "no swap",
+                       fmt.fill(100 * swap_ratio if swap_ratio is not None else None),
+                       level_at_or_above(swap_ratio, 0.5, 0.8)),
+        "h.rx": Cell(fmt.rate(doc.get("net_rx_bytes_per_second"))),
+        "h.tx": Cell(fmt.rate(doc.get("net_tx_bytes_per_second"))),
+        "h.dr": Cell(fmt.rate(doc.get("disk_read_bytes_per_second"))),
+        "h.dw": Cell(fmt.rate(doc.get("disk_write_bytes_per_second"))),
+    }
+    disks = [d for d in doc.get("disks") or [] if isinstance(d, dict)][:MAX_DISK_ROWS]
+    for j in range(MAX_DISK_ROWS):
+        k = f"h.d{j}"
+        if j >= len(disks):
+            cells[k] = Cell(level="off")
+            continue
+        d = disks[j]
+        cells[k] = Cell(level="")
+        cells[k + ".p"] = Cell(fmt.text(d.get("path")))
+        ratio = fmt.number(d.get("used_ratio"))
+        if d.get("error") or ratio is None:
+            cells[k + ".v"] = Cell(fmt.text(d.get("error"), "n/a"), 0, "warn")
+        else:
+            cells[k + ".v"] = Cell(f"{100 * ratio:.0f} % of {fmt.bytes_size(d.get('total_bytes'))}",
+                                   fmt.fill(100 * ratio),
+                                   level_at_or_above(ratio, config.thresholds.disk_ratio - 0.05,
+                                                     config.thresholds.disk_ratio))
+    return cells
+
+
+def heat_geometry(cores: int) -> tuple[int, str]:
+    """Columns and cell height of the heat strip: one row up to 32 cores, then rows of 32."""
+    cols = max(HEAT_MIN_COLUMNS, min(cores, HEAT_MAX_COLUMNS))
+    rows = max(1, math.ceil(cores / cols))
+    return cols, f"{max(0.35, min(1.3, 2.6 / rows)):.2f}rem"
+
+
+def _io(view: CellView, key: str, label: str, cls: str) -> None:
+    with ui.element("div").classes("io"):
+        ui.label(label).classes("s-l")
+        view.label(key, f"io-v {cls}")
+
+
+def build_host(view: CellView, config: Config, cores: int, chart_slot: Any) -> None:
+    with ui.element("div").classes("panel hostp"):
+        with ui.element("div").classes("p-head"):
+            ui.label("Host").classes("p-title")
+            ui.label(config.host_label).classes("p-host")
+            view.label("h.up", "p-sub")
+        with ui.element("div").classes("h-top"):
+            with ui.element("div").classes("meter"):
+                ui.label("CPU").classes("m-l")
+                view.label("h.cpu", "m-v big pct cpuv")
+            with ui.element("div").classes("h-cpu-x"):
+                view.label("h.load", "s-x")
+                view.label("h.cores", "s-x")
+        cols, cell = heat_geometry(cores)
+        view.bind("h.heat", HeatStrip(tuple([-1] * cores)).style(f"--cols: {cols}; --cell: {cell}"))
+        with ui.element("div").classes("h-mem"):
+            with ui.element("div").classes("meter"):
+                ui.label("Memory").classes("m-l")
+                view.label("h.mem", "m-v memv")
+            with ui.element("div").classes("meter"):
+                ui.label("Swap").classes("m-l")
+                view.label("h.swap", "m-v memv")
+        with ui.element("div").classes("h-io"):
+            _io(view, "h.rx", "Net in", "rx")
+            _io(view, "h.tx", "Net out", "tx")
+            _io(view, "h.dr", "Disk read", "dr")
+            _io(view, "h.dw", "Disk write", "dw")
+        with ui.element("div").classes("h-chart"):
+            chart_slot()
+        for j in range(MAX_DISK_ROWS):
+            k = f"h.d{j}"
+            with view.bind(k, ui.element("div").classes("disk")):
+                view.label(k + ".p", "d-path")
+                view.label(k + ".v", "d-v")
