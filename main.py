@@ -62,7 +62,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from monitor.server import serve  # imported late: --check-config must not pay for the web stack
 
-    serve(config)
+    demo_runs = None
+    if args.demo and not config.runs.roots:
+        from monitor.demo_trainer import make_demo_root
+
+        demo_runs = make_demo_root()
+        config.runs.roots = [demo_runs]
+    serve(config, demo_runs=demo_runs)
     return 0
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collectors.base import Collector
 from collectors.gpu import build_gpu_collector
 from collectors.host import HostCollector
+from collectors.runs import RunsCollector
+from monitor.alerts import build_alert_engine
 from monitor.config import Config
 from monitor.store import Store
 
@@ -16,4 +18,9 @@ def build_collectors(config: Config, store: Store) -> list[Collector]:
     gpu = build_gpu_collector(config, store)
     if gpu is not None:
         collectors.append(gpu)
+    if config.runs.roots:
+        collectors.append(RunsCollector(store, config.runs))
+    alerts = build_alert_engine(config, store)
+    if alerts is not None:  # last: it only reads what the others write
+        collectors.append(alerts)
     return collectors

@@ -73,11 +73,29 @@ class HostConfig(Section):
     interval_s: PositiveSeconds = 1.0
 
 
+class MainMetricRule(Section):
+    run: str = Field("*", min_length=1)  # glob on the run's name (its path below the root)
+    metric: str = Field("loss", min_length=1)  # glob on its metric names
+
+
 class RunsConfig(Section):
     roots: list[Path] = Field(default_factory=list)
     max_depth: int = Field(4, ge=1, le=32)
     rescan_s: PositiveSeconds = 10.0
     forget_after_s: PositiveSeconds = 86400.0
+    # How often the run watcher reads what changed (the latency of a new line, with file events).
+    interval_s: float = Field(0.1, ge=0.01, le=10, allow_inf_nan=False)
+    # false: no inotify/watchdog events, only the rescan (network filesystems send none anyway).
+    use_events: bool = True
+    stall_factor: float = Field(10.0, ge=1, allow_inf_nan=False)
+    stall_min_s: PositiveSeconds = 120.0
+    max_points_per_metric: int = Field(100_000, ge=100, le=10_000_000)
+    max_line_bytes: int = Field(1_048_576, ge=1024, le=256 * 1_048_576)
+    # A last line still without its newline after this long is read as it is (the writer stopped mid-line).
+    unterminated_line_s: PositiveSeconds = 60.0
+    # Seconds between looks at /proc for the processes writing runs; 0 turns the writer rule off.
+    writer_check_s: float = Field(5.0, ge=0, allow_inf_nan=False)
+    main_metric: list[MainMetricRule] = Field(default_factory=lambda: [MainMetricRule(run="*", metric="loss")])
 
 
 class WallConfig(Section):
@@ -94,6 +112,99 @@ class ThresholdsConfig(Section):
     gpu_idle_util_percent: float = Field(5.0, ge=0, le=100, allow_inf_nan=False)
     gpu_idle_after_s: PositiveSeconds = 600.0
     disk_ratio: Ratio = 0.90
+
+
+Severity = Literal["warning", "critical"]
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class AlertRule(Section):
+    """Common keys of one alert rule; `for_s`: the condition must hold this long before it is raised,
+    `clear_after_s`: it must be false (past its hysteresis) this long before the alert clears."""
+
+    enabled: bool = True
+    severity: Severity = "warning"
+    for_s: Seconds = 30.0
+    clear_after_s: Seconds = 60.0
+
+
+class GpuIdleAlert(AlertRule):
+    for_s: Seconds | None = None  # None: thresholds.gpu_idle_after_s
+    hysteresis_percent: float = Field(5.0, ge=0, le=100, allow_inf_nan=False)
+
+
+class GpuHotAlert(AlertRule):
+    hysteresis_c: float = Field(5.0, ge=0, le=50, allow_inf_nan=False)
+    thermal_throttling: bool = True  # hw/sw thermal slowdown also raises it, whatever the temperature
+
+
+class GpuMemoryAlert(AlertRule):
+    for_s: Seconds = 60.0
+    hysteresis_ratio: float = Field(0.03, ge=0, lt=1, allow_inf_nan=False)
+
+
+class GpuLostAlert(AlertRule):
+    severity: Severity = "critical"
+    for_s: Seconds = 0.0
+    clear_after_s: Seconds = 30.0
+
+
+class DiskFullAlert(AlertRule):
+    severity: Severity = "critical"
+    for_s: Seconds = 60.0
+    clear_after_s: Seconds = 300.0
+    hysteresis_ratio: float = Field(0.02, ge=0, lt=1, allow_inf_nan=False)
+
+
+class RunStalledAlert(AlertRule):
+    for_s: Seconds = 0.0  # runs.stall_min_s already waited
+    clear_after_s: Seconds = 0.0
+    max_age_s: PositiveSeconds = 21600.0  # no data for longer: an abandoned run, not news
+
+
+class RunCrashedAlert(AlertRule):
+    severity: Severity = "critical"
+    for_s: Seconds = 0.0
+    clear_after_s: Seconds = 0.0
+    active_s: PositiveSeconds = 1800.0  # viewers cannot acknowledge: it clears this long after the crash
+
+
+class CollectorDownAlert(AlertRule):
+    severity: Severity = "critical"
+    clear_after_s: Seconds = 10.0
+
+
+class WebhookConfig(Section):
+    url: str | None = None  # None: no notifications
+    format: Literal["slack", "json"] = "slack"
+    timeout_s: PositiveSeconds = 5.0
+    max_retries: int = Field(5, ge=0, le=20)
+    backoff_s: PositiveSeconds = 2.0  # first retry after this, doubling each time (capped at 300 s)
+    queue_size: int = Field(100, ge=1, le=10_000)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not re.match(r"^https?://[^\s/]+\S*$", url):
+            raise ValueError("must be an http:// or https:// URL (or null for no webhook)")
+        return url
+
+
+class AlertsConfig(Section):
+    enabled: bool = True
+    interval_s: PositiveSeconds = 1.0
+    recent_max: int = Field(100, ge=0, le=10_000)
+    # A GPU or system reading older than this (and 3 of its intervals) is unknown: its alerts neither raise nor clear.
+    stale_after_s: PositiveSeconds = 10.0
+    gpu_idle: GpuIdleAlert = Field(default_factory=GpuIdleAlert)
+    gpu_hot: GpuHotAlert = Field(default_factory=GpuHotAlert)
+    gpu_memory_full: GpuMemoryAlert = Field(default_factory=GpuMemoryAlert)
+    gpu_lost: GpuLostAlert = Field(default_factory=GpuLostAlert)
+    disk_full: DiskFullAlert = Field(default_factory=DiskFullAlert)
+    run_stalled: RunStalledAlert = Field(default_factory=RunStalledAlert)
+    run_crashed: RunCrashedAlert = Field(default_factory=RunCrashedAlert)
+    collector_down: CollectorDownAlert = Field(default_factory=CollectorDownAlert)
+    webhook: WebhookConfig = Field(default_factory=WebhookConfig)
 
 
 class RedactionConfig(Section):
@@ -123,6 +234,7 @@ class Config(Section):
     runs: RunsConfig = Field(default_factory=RunsConfig)
     wall: WallConfig = Field(default_factory=WallConfig)
     thresholds: ThresholdsConfig = Field(default_factory=ThresholdsConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     redaction: RedactionConfig = Field(default_factory=RedactionConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
 

@@ -21,9 +21,10 @@ insertion, downsampling) starts a new generation and the next read returns every
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+import pandas as pd
 
 _INT32 = np.iinfo(np.int32)
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -47,6 +48,18 @@ def significant(values: np.ndarray, digits: int = 7) -> np.ndarray:
         scale = 10.0 ** (digits - 1 - magnitude)
         rounded = np.round(x * scale) / scale
     return np.where(np.isfinite(rounded), rounded, x)
+
+
+def smooth_debiased(values: np.ndarray | list[float], weight: float = 0.6) -> np.ndarray:
+    """TensorBoard's smoothing: an exponential moving average with its start-up bias removed.
+
+    TensorBoard computes last = last * w + (1 - w) * v and shows last / (1 - w ** n); that is exactly
+    pandas' adjusted EWM with alpha = 1 - w. Views smooth the raw points they read; stored points are raw.
+    """
+    series = pd.Series(np.asarray(values, np.float64))
+    if weight <= 0 or series.empty:
+        return series.to_numpy()
+    return series.ewm(alpha=1.0 - min(weight, 0.999), adjust=True).mean().to_numpy()
 
 
 def _needs_float64(values: np.ndarray) -> bool:
@@ -92,10 +105,10 @@ class MetricSeries:
     # -- storage ---------------------------------------------------------------------------------
     def _reserve(self, total: int, steps: np.ndarray, values: np.ndarray) -> None:
         """Room for `total` points, widening dtypes the new points need."""
-        step_dtype = self._steps.dtype
+        step_dtype: np.dtype[Any] = self._steps.dtype
         if steps.size and (int(steps.max()) > _INT32.max or int(steps.min()) < _INT32.min):
             step_dtype = np.dtype(np.int64)
-        value_dtype = self._values.dtype
+        value_dtype: np.dtype[Any] = self._values.dtype
         if value_dtype == np.float32 and _needs_float64(values):
             value_dtype = np.dtype(np.float64)
         size = len(self._steps)
@@ -128,6 +141,10 @@ class MetricSeries:
             self._append(steps, times, values)
         self.generation += 1
 
+    def clear(self) -> None:
+        """Drop every point (the run is read again from the start); readers are told to reset."""
+        self._replace_all(np.empty(0, np.int64), np.empty(0), np.empty(0))
+
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(steps int64, times float64, values float64) copies of every stored point."""
         n = self._n
@@ -159,7 +176,7 @@ class MetricSeries:
         stored = self._steps[:n]
         if resumed and n:
             at = int(np.searchsorted(stored, steps[0]))
-            same = at < n and stored[at] == steps[0] and self._close(self._values[at], values[0])
+            same = at < n and stored[at] == steps[0] and bool(self._close(self._values[at], values[0]))
             if not same and at < n:
                 self._n = n = at
                 stored = self._steps[:n]
@@ -175,8 +192,8 @@ class MetricSeries:
         return changed
 
     @staticmethod
-    def _close(stored: np.ndarray | np.floating, new: np.ndarray | float) -> np.ndarray | bool:
-        return np.isclose(np.asarray(stored, np.float64), new, rtol=APPROX_RTOL, atol=1e-12)
+    def _close(stored: np.ndarray | np.floating[Any], new: np.ndarray | float) -> np.ndarray:
+        return np.asarray(np.isclose(np.asarray(stored, np.float64), new, rtol=APPROX_RTOL, atol=1e-12))
 
     def _merge_general(self, steps: np.ndarray, times: np.ndarray, values: np.ndarray) -> bool:
         n = self._n

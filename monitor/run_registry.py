@@ -165,7 +165,8 @@ class RunRegistry:
         with self._lock:
             run = self._runs.get(run_id)
             if run is None:
-                run = self._runs[run_id] = RunRecord(run_id, name, path, root, fmt, _time.time() if now is None else now)
+                started = _time.time() if now is None else now
+                run = self._runs[run_id] = RunRecord(run_id, name, path, root, fmt, started)
                 self._touch(run)
                 if announce:
                     self._event("info", f"run started: {name} ({fmt})")
@@ -218,6 +219,18 @@ class RunRegistry:
             elif last is not None and (run.step is None or last > run.step):
                 run.step = last
             return True
+
+    def restart(self, run_id: str) -> None:
+        """Forget what was read of a run (points, bad lines) before all of its files are read again."""
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                return
+            for series in run.metrics.values():
+                series.clear()
+                series.seq = self._seq + 1
+            run.bad_lines, run.first_bad_line, run.step = 0, None, None
+            self._touch(run)
 
     def set_texts(self, run_id: str, texts: dict[str, str]) -> None:
         with self._lock:

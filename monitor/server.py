@@ -3,21 +3,45 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import subprocess
+from pathlib import Path
 
 from nicegui import app, ui
 
+from monitor.alerts_api import register_alerts_api
 from monitor.api import register_api
 from monitor.app import Monitor
 from monitor.config import Config
+from monitor.demo_trainer import start_demo_trainer, stop_demo_trainer
+from monitor.runs_api import register_runs_api
 from monitor.service import install_service_hooks
 from monitor.wall import register_wall
 
 log = logging.getLogger(__name__)
 
 
-def serve(config: Config) -> None:
+def run_demo_trainer(directory: Path) -> None:
+    """--demo without run roots: a small fake trainer process writes real runs into `directory`,
+    so a newcomer sees the real watch path; it is stopped and the directory removed on shutdown."""
+    trainer: list[subprocess.Popen[bytes]] = []
+
+    def stop() -> None:
+        for process in trainer:
+            stop_demo_trainer(process)
+        shutil.rmtree(directory, ignore_errors=True)
+
+    app.on_startup(lambda: trainer.append(start_demo_trainer(directory)))
+    app.on_shutdown(stop)
+
+
+def serve(config: Config, demo_runs: Path | None = None) -> None:
     monitor = Monitor(config)
     register_api(app, monitor.store)
+    register_alerts_api(app, monitor.store)
+    register_runs_api(app, monitor.store)
+    if demo_runs is not None:
+        run_demo_trainer(demo_runs)
     register_wall(monitor)
     app.on_startup(monitor.start)
     # A lambda: NiceGUI passes the app to a one-parameter handler, which stop() would take as its timeout.

@@ -120,10 +120,9 @@ def heartbeat(name: str, max_silence_s: float) -> Heartbeat:
     return hb
 
 
-def silent_heartbeats(now: float | None = None) -> list[str]:
+def silent_heartbeats(now: float | None = None) -> list[Heartbeat]:
     now = time.monotonic() if now is None else now
-    return [f"{hb.name} silent for {hb.silent_for(now):.0f} s" for hb in _heartbeats.values()
-            if hb.silent_for(now) > hb.max_silence_s]
+    return [hb for hb in _heartbeats.values() if hb.silent_for(now) > hb.max_silence_s]
 
 
 # --- the notifier --------------------------------------------------------------------------------------
@@ -170,7 +169,9 @@ class ServiceNotifier:
         return status_line(health(self.monitor.store))
 
     def is_ready(self) -> bool:
-        return bool(self.server_started()) and self.monitor.started
+        """The HTTP server listens (uvicorn sets `started` after binding) and every collector runs."""
+        return (bool(self.server_started()) and self.monitor.started
+                and all(thread.alive for thread in self.monitor.threads))
 
     async def run(self) -> None:
         """Runs on the server's event loop for the whole life of the process."""
@@ -183,8 +184,9 @@ class ServiceNotifier:
             now = time.monotonic()
             if not self.ready_sent and self.is_ready():
                 self.last_status = self.current_status()
-                self.ready_sent = self.send(f"READY=1\nSTATUS={self.last_status}")
-                log.info("ready: told systemd (%s)", self.last_status)
+                self.ready_sent = True  # once: a failed send is logged by notify() and not retried
+                if self.send(f"READY=1\nSTATUS={self.last_status}"):
+                    log.info("ready: told systemd (%s)", self.last_status)
                 next_status = now + STATUS_INTERVAL_S
             if self.ping_s is not None and now >= next_ping:
                 self.ping()
@@ -201,9 +203,11 @@ class ServiceNotifier:
     def ping(self) -> None:
         silent = silent_heartbeats()
         if silent:
-            if silent != self._withheld:
-                log.error("withholding the systemd watchdog ping: %s", "; ".join(silent))
-            self._withheld = silent
+            names = [hb.name for hb in silent]
+            if names != self._withheld:  # log each new silence once, not every ping
+                log.error("withholding the systemd watchdog ping: %s",
+                          "; ".join(f"{hb.name} silent for {hb.silent_for():.0f} s" for hb in silent))
+            self._withheld = names
             return
         if self._withheld:
             log.info("heartbeats back; watchdog pings resume")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from monitor.ringbuffer import Chunk, RingBuffer
+from monitor.run_registry import RunRegistry
 from monitor.samples import Event, Level, Sample, SeriesKey
 
 MINUTE = 60.0
@@ -114,6 +115,7 @@ class Store:
         self.day_tier = day_tier
         self.max_series = max_series
         self.events = EventLog(event_capacity)
+        self.runs = RunRegistry(self.events)
         self._series: dict[SeriesKey, Series] = {}
         self._states: dict[str, tuple[float, Any]] = {}
         self._health: dict[str, HealthSource] = {}

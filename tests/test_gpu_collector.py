@@ -4,6 +4,7 @@ crashes and recovery through CollectorThread.step(), processes and redaction, th
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from collectors.gpu_sim_model import GIB, MIB
 from collectors.gpu_simulated import SimulatedNvml
 from collectors.processes import ProcessLookup
 from collectors.redact import Redactor
-from monitor.config import Config
+from monitor.config import Config, ConfigError, parse_config
 from monitor.samples import make_labels
 from monitor.store import Store
 
@@ -642,10 +643,12 @@ def test_scenario_file_from_config_with_pinned_readings(tmp_path: Path) -> None:
 def test_unusable_scenario_file_is_a_clear_error(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "scenario.json"
     path.write_text(content)
-    config = Config.model_validate({"gpu": {"backend": "simulated", "simulated_scenario": str(path)}})
-    with pytest.raises(ValueError, match=message) as info:
-        build_gpu_collector(config, Store(HOST))
-    assert str(info.value).startswith("gpu.simulated_scenario: ")
+    # Checked when the config is loaded, so --check-config and start-up both name the key.
+    with pytest.raises(ConfigError) as info:
+        parse_config({"gpu": {"backend": "simulated", "simulated_scenario": str(path)}})
+    assert len(info.value.problems) == 1
+    assert info.value.problems[0].startswith("gpu.simulated_scenario: ")
+    assert re.search(message, info.value.problems[0])
 
 
 def test_scenario_events_lose_and_recover_a_gpu() -> None:

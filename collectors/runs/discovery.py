@@ -97,6 +97,16 @@ def _sniff(path: str) -> str | None:
     return None
 
 
+def is_candidate(name: str) -> bool:
+    """Could a file of this name make a directory a run (or change its layout)?"""
+    return (
+        name.endswith((".jsonl", ".csv"))
+        or name.startswith(EVENTS_PREFIX)
+        or name in ("trainer_state.json", "training_args.bin", "hparams.yaml")
+        or _is_text_log(name)
+    )
+
+
 def _is_text_log(name: str) -> bool:
     lower = name.lower()
     return lower.endswith(TEXT_SUFFIXES) or (lower.endswith(".txt") and bool(TEXT_TXT.search(lower[:-4])))
@@ -112,14 +122,23 @@ class DiscoveryWalk:
         self.problems: dict[str, str] = {}
         self.missing_roots: list[str] = []
         self.dirs_seen = 0
-        self._visited: set[tuple[int, int]] = set()
-        self._stack: list[tuple[str, str, int]] = []
+        self.visited: set[str] = set()  # directories classified by this walk
+        self.text_files: set[str] = set()  # text logs looked at (the sniff cache keeps only these)
+        self._visited_ids: set[tuple[int, int]] = set()
+        self._stack: list[tuple[str, str, int, bool]] = []
         for root in reversed(roots):
             root = os.path.abspath(root)
             if os.path.isdir(root):
-                self._stack.append((root, root, 0))
+                self._stack.append((root, root, 0, True))
             else:
                 self.missing_roots.append(root)
+
+    @classmethod
+    def targeted(cls, starts: list[tuple[str, str, int, bool]], max_depth: int, sniff: SniffCache) -> DiscoveryWalk:
+        """A walk of a few directories only: (path, root, depth below root, descend into subdirectories)."""
+        walk = cls([], max_depth, sniff)
+        walk._stack = list(reversed(starts))
+        return walk
 
     @property
     def done(self) -> bool:
@@ -128,24 +147,27 @@ class DiscoveryWalk:
     def step(self, budget_s: float) -> bool:
         deadline = time.monotonic() + budget_s
         while self._stack:
-            path, root, depth = self._stack.pop()
-            self._visit(path, root, depth)
+            path, root, depth, descend = self._stack.pop()
+            self._visit(path, root, depth, descend)
             if time.monotonic() > deadline:
                 break
         return self.done
 
-    def _visit(self, path: str, root: str, depth: int) -> None:
+    def _visit(self, path: str, root: str, depth: int, descend: bool) -> None:
         try:
             st = os.stat(path)
+        except FileNotFoundError:
+            return
         except OSError as exc:
             self.problems[path] = f"cannot be read ({exc.strerror or exc})"
             return
         key = (st.st_dev, st.st_ino)
-        if key in self._visited:
+        if key in self._visited_ids:
             if os.path.islink(path):
                 self.problems[path] = "symlink loop or second link to a directory already walked: skipped"
             return
-        self._visited.add(key)
+        self._visited_ids.add(key)
+        self.visited.add(path)
         try:
             with os.scandir(path) as it:
                 entries = list(it)
@@ -170,19 +192,22 @@ class DiscoveryWalk:
         layout, claimed = self._classify(path, root, files, dirs)
         if layout is not None:
             self.layouts[path] = layout
-        if depth < self.max_depth:
+        if descend and depth < self.max_depth:
             for name in sorted(dirs, reverse=True):
                 if name not in claimed:
-                    self._stack.append((dirs[name], root, depth + 1))
+                    self._stack.append((dirs[name], root, depth + 1, True))
 
     def _classify(self, path: str, root: str, files: dict[str, str],
                   dirs: dict[str, str]) -> tuple[RunLayout | None, set[str]]:
+        if CHECKPOINT_DIR.fullmatch(os.path.basename(path)) and path != root:
+            return None, set(files)  # an HF checkpoint belongs to its output dir's run
         names = sorted(files)
         jsonl = [files[n] for n in names if n.endswith(".jsonl")]
         csvs = [files[n] for n in names if n.endswith(".csv")]
         events = [files[n] for n in names if n.startswith(EVENTS_PREFIX)]
         texts = [files[n] for n in names if _is_text_log(n)]
         sniffed = {p: self.sniff.kind(p) for p in texts}
+        self.text_files.update(texts)
         csvs += [p for p, kind in sniffed.items() if kind == "csv"]
         texts = [p for p in texts if sniffed[p] != "csv"]
         checkpoints = [d for d in dirs if CHECKPOINT_DIR.fullmatch(d)]

@@ -16,12 +16,13 @@ from itertools import pairwise
 
 import numpy as np
 
+from collectors.runs.discovery import RunLayout
 from collectors.runs.formats import Parsed
 from collectors.runs.formats.csv_table import CsvReader
 from collectors.runs.formats.hf_trainer import TrainerStateError, read_trainer_state
 from collectors.runs.formats.jsonl import JsonlReader
 from collectors.runs.formats.text_log import TextLogReader
-from collectors.runs.formats.tfevents import EventFileReader, Rename
+from collectors.runs.formats.tfevents import EventFileReader, Rename, hf_tag
 from collectors.runs.tailer import FileTail, WholeFile
 from monitor.run_registry import RunRegistry
 
@@ -31,16 +32,22 @@ Points = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
 def merge_streamed(registry: RunRegistry, run_id: str, points: Points, last_steps: dict[str, int]) -> bool:
-    changed = False
+    """Merge a streamed batch; True when a step went backwards (a resume) and later points were dropped."""
+    resumed_any = False
     for metric, (steps, times, values) in points.items():
         previous = last_steps.get(metric)
         cuts = (np.flatnonzero(np.diff(steps) < 0) + 1).tolist() if len(steps) > 1 else []
         for start, end in pairwise([0, *cuts, len(steps)]):
-            resumed = start > 0 or (previous is not None and int(steps[0]) < previous)
-            changed |= registry.merge_points(run_id, metric, steps[start:end], times[start:end],
-                                             values[start:end], resumed=resumed)
+            resumed = start > 0 or (previous is not None and int(steps[start]) < previous)
+            series = registry.get(run_id)
+            before = series.metrics.get(metric) if series else None
+            generation = before.generation if before is not None else 0
+            registry.merge_points(run_id, metric, steps[start:end], times[start:end], values[start:end],
+                                  resumed=resumed)
+            if resumed and before is not None and before.generation != generation:
+                resumed_any = True
         last_steps[metric] = int(steps[-1])
-    return changed
+    return resumed_any
 
 
 def merge_snapshot(registry: RunRegistry, run_id: str, points: Points) -> bool:
@@ -62,6 +69,8 @@ class Source:
         self.more = False  # unread data remains: poll again next tick
         self.retry_at: float | None = None  # poll again at this time even without a change
         self.error: str | None = None
+        self.mtime = 0.0  # newest modification time seen
+        self.polled = False
 
     def paths(self) -> list[str]:
         return [self.path]
@@ -73,9 +82,11 @@ class Source:
 class LineSource(Source):
     """A file that grows by lines: JSONL, CSV or a text log."""
 
-    def __init__(self, path: str, kind: str, max_line_bytes: int, metrics: bool = True, hf: bool = False) -> None:
+    def __init__(self, path: str, kind: str, max_line_bytes: int, metrics: bool = True, hf: bool = False,
+                 unterminated_s: float = 60.0) -> None:
         super().__init__(path)
         self.kind = kind
+        self.unterminated_s = unterminated_s
         self.tail = FileTail(path, max_line_bytes=max_line_bytes, split_cr=kind == "text")
         self.reader: JsonlReader | CsvReader | TextLogReader
         if kind == "jsonl":
@@ -88,10 +99,13 @@ class LineSource(Source):
 
     def poll(self, registry: RunRegistry, run_id: str, now: float) -> Parsed | None:
         chunk = self.tail.poll()
+        self.polled = True
+        self.retry_at = None
         if chunk is None:
             self.more = False
-            return None
+            return self._unterminated(now)
         self.more = chunk.more
+        self.mtime = max(self.mtime, chunk.mtime)
         if chunk.reset:
             self.reader.reset()
         parsed = Parsed(file=self.name)
@@ -100,7 +114,26 @@ class LineSource(Source):
         if chunk.lines:
             self.reader.read(chunk.lines, min(chunk.mtime, now), parsed)
         if parsed.has_points:
-            merge_streamed(registry, run_id, parsed.points(), self.last_steps)
+            parsed.resumed = merge_streamed(registry, run_id, parsed.points(), self.last_steps)
+        if self.tail.pending:
+            self.retry_at = self.tail.pending_since + self.unterminated_s
+        return parsed
+
+    def _unterminated(self, now: float) -> Parsed | None:
+        """A partial last line unchanged for unterminated_s: the writer stopped mid-line; read it as it is."""
+        if not self.tail.pending:
+            return None
+        if now - self.tail.pending_since < self.unterminated_s:
+            self.retry_at = self.tail.pending_since + self.unterminated_s
+            return None
+        line = self.tail.take_unterminated()
+        if line is None:
+            return None
+        parsed = Parsed(file=self.name)
+        if isinstance(self.reader, TextLogReader):
+            self.reader.unterminated(line[0], line[1], parsed)
+        else:
+            self.reader.read([line], min(now, self.tail.mtime_ns / 1e9), parsed)
         return parsed
 
 
@@ -129,6 +162,7 @@ class TrainerStateSource(Source):
     def poll(self, registry: RunRegistry, run_id: str, now: float) -> Parsed | None:
         result: Parsed | None = None
         self.retry_at = None
+        self.polled = True
         # Newest checkpoint last: its log_history is the most complete.
         for path in sorted(self.files, key=_checkpoint_number):
             whole = self.files[path]
@@ -139,6 +173,7 @@ class TrainerStateSource(Source):
             if read is None:
                 continue
             data, mtime = read
+            self.mtime = max(self.mtime, mtime)
             parent = os.path.basename(os.path.dirname(path))
             parsed = Parsed(file=f"{parent}/trainer_state.json" if parent.startswith("checkpoint-")
                             else "trainer_state.json")
@@ -206,12 +241,48 @@ class EventFilesSource(Source):
     def poll(self, registry: RunRegistry, run_id: str, now: float) -> Parsed | None:
         parsed = Parsed(file=self.name)
         self.more = False
+        self.polled = True
+        changed = False
         for path in sorted(self.readers, key=lambda p: (os.path.basename(p), p)):
+            reader = self.readers[path]
+            before = reader.events
             try:
-                _, more = self.readers[path].poll(parsed)
+                _, more = reader.poll(parsed)
             except FileNotFoundError:
                 continue
             self.more |= more
+            if reader.events != before:
+                changed = True
+                self.mtime = max(self.mtime, reader.mtime)
         if parsed.has_points:
-            merge_streamed(registry, run_id, parsed.points(), self.last_steps)
-        return parsed if (parsed.records or parsed.bad) else None
+            parsed.resumed = merge_streamed(registry, run_id, parsed.points(), self.last_steps)
+        return parsed if changed else None
+
+
+def sources_for(layout: RunLayout, existing: dict[str, Source], max_line_bytes: int,
+                unterminated_s: float) -> dict[str, Source]:
+    """The sources a run layout needs, keyed by path (groups: run dir + "#kind"); existing ones are kept."""
+    hf = layout.format == "hf_trainer"
+    wanted: dict[str, Source] = {}
+    for path in layout.jsonl:
+        wanted[path] = existing.get(path) or LineSource(path, "jsonl", max_line_bytes, unterminated_s=unterminated_s)
+    for path in layout.csv:
+        wanted[path] = existing.get(path) or LineSource(path, "csv", max_line_bytes, unterminated_s=unterminated_s)
+    for path in layout.text:  # metrics from a log only where it is the run's own record (plain text, HF stdout)
+        wanted[path] = existing.get(path) or LineSource(
+            path, "text", max_line_bytes, metrics=layout.format in ("text", "hf_trainer"), hf=hf,
+            unterminated_s=unterminated_s,
+        )
+    if layout.tfevents:
+        group = existing.get(layout.path + "#tfevents")
+        if not isinstance(group, EventFilesSource):
+            group = EventFilesSource(layout.path, rename=hf_tag if hf else None)
+        group.set_paths(layout.tfevents)
+        wanted[layout.path + "#tfevents"] = group
+    if layout.trainer_state:
+        states = existing.get(layout.path + "#trainer_state")
+        if not isinstance(states, TrainerStateSource):
+            states = TrainerStateSource(layout.path)
+        states.set_paths(layout.trainer_state)
+        wanted[layout.path + "#trainer_state"] = states
+    return wanted

@@ -12,10 +12,16 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from dataclasses import dataclass, field
 
 HEAD_BYTES = 256
 OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _complete_bar(pending: bytes) -> bool:
+    """A whole tqdm bar is waiting for its next redraw (which may take minutes): read it now."""
+    return pending.endswith(b"]") and b"%|" in pending and b"/" in pending
 
 
 class NotARegularFile(OSError):
@@ -60,6 +66,7 @@ class FileTail:
         self.mtime_ns = -1
         self.lines_done = 0  # complete lines consumed
         self._pending = b""
+        self.pending_since = 0.0  # when the partial last line last changed (time.time())
         self._discarding = False  # inside an overlong line: skip to its newline
         self._head = b""
         self._last_byte = b""
@@ -113,41 +120,61 @@ class FileTail:
         if data:
             self._last_byte = data[-1:]
         chunk = TailChunk([], reset, more=self.offset < st.st_size, mtime=st.st_mtime_ns / 1e9, size=st.st_size)
+        before = self._pending
         self._split(data, chunk)
+        if self._pending != before or chunk.lines:
+            self.pending_since = time.time()
         return chunk
 
+    def take_unterminated(self) -> tuple[int, bytes] | None:
+        """Give up waiting for the partial last line's newline: hand it over as a (numbered) line."""
+        if not self._pending:
+            return None
+        self.lines_done += 1
+        line, self._pending = self._pending, b""
+        return self.lines_done, line
+
     def _split(self, data: bytes, chunk: TailChunk) -> None:
-        start = 0
         limit = self.max_line_bytes
-        while True:
-            end = data.find(b"\n", start)
-            if end < 0:
-                rest = data[start:]
-                if self._discarding:
-                    return
-                if len(self._pending) + len(rest) > limit:
-                    self._discarding = True  # the line is too long: forget it, wait for its end
-                    self._pending = b""
-                else:
-                    self._pending += rest
-                if self.split_cr and b"\r" in self._pending:
-                    # tqdm redraws a line with \r: hand over the finished redraws now, keep the last one
-                    *done, self._pending = self._pending.split(b"\r")
-                    chunk.lines.extend((self.lines_done + 1, seg) for seg in done if seg)
-                return
-            self.lines_done += 1
-            if self._discarding or len(self._pending) + end - start > limit:
+        parts = data.split(b"\n")
+        rest = parts.pop()  # after the last newline: the start of a line still being written
+        if parts:
+            if self._discarding:
+                parts[0] = b"\xff" * (limit + 1)  # the end of an overlong line: still overlong
                 self._discarding = False
-                self._pending = b""
-                chunk.overlong.append(self.lines_done)
+            elif self._pending:
+                parts[0] = self._pending + parts[0]
+            self._pending = b""
+            first = self.lines_done + 1
+            self.lines_done += len(parts)
+            numbered = list(zip(range(first, first + len(parts)), parts, strict=True))
+            if max(map(len, parts)) > limit:
+                chunk.overlong.extend(no for no, part in numbered if len(part) > limit)
+                numbered = [(no, part) for no, part in numbered if len(part) <= limit]
+            if self.split_cr:
+                for no, line in numbered:
+                    if b"\r" in line:
+                        chunk.lines.extend((no, seg) for seg in line.split(b"\r") if seg)
+                    elif line:
+                        chunk.lines.append((no, line))
+            elif b"\r" in data or parts[0].endswith(b"\r"):
+                chunk.lines.extend((no, line[:-1] if line.endswith(b"\r") else line) for no, line in numbered)
             else:
-                line = self._pending + data[start:end] if self._pending else data[start:end]
-                self._pending = b""
-                if self.split_cr:
-                    chunk.lines.extend((self.lines_done, seg) for seg in line.split(b"\r") if seg)
-                else:
-                    chunk.lines.append((self.lines_done, line[:-1] if line.endswith(b"\r") else line))
-            start = end + 1
+                chunk.lines.extend(numbered)
+        if self._discarding:
+            return
+        if len(self._pending) + len(rest) > limit:
+            self._discarding = True  # the line is too long: forget it, wait for its end
+            self._pending = b""
+            return
+        self._pending += rest
+        if self.split_cr and b"\r" in self._pending:
+            # tqdm redraws a line with \r: hand over the finished redraws now, keep the last one
+            *done, self._pending = self._pending.split(b"\r")
+            chunk.lines.extend((self.lines_done + 1, seg) for seg in done if seg)
+        if self.split_cr and _complete_bar(self._pending):
+            chunk.lines.append((self.lines_done + 1, self._pending))  # the bar as drawn now
+            self._pending = b""
 
 
 @dataclass(slots=True)

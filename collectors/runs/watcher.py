@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 from typing import Any
 
 from watchdog.events import (
@@ -36,13 +37,16 @@ from watchdog.observers import Observer
 from monitor.run_registry import EventSink
 
 log = logging.getLogger(__name__)
+# watchdog warns when a new directory's watch races its own recursive set-up: harmless, and noisy.
+warnings.filterwarnings("ignore", message="Callback with id .* already exists", category=RuntimeWarning)
 
 # Our own reads open and close files: never ask for open/close-without-write events (a feedback loop).
 WATCHED_EVENTS: list[type[FileSystemEvent]] = [
     FileModifiedEvent, FileCreatedEvent, FileDeletedEvent, FileMovedEvent, FileClosedEvent,
     DirCreatedEvent, DirDeletedEvent, DirMovedEvent,
 ]
-MAX_PENDING = 100_000  # more distinct paths than this between two ticks: drop them and rescan
+MAX_PENDING = 100_000
+FAILURE_LOG_EVERY_S = 60.0  # more distinct paths than this between two ticks: drop them and rescan
 
 
 class SupervisedObserver(Observer):  # type: ignore[misc,valid-type]
@@ -82,6 +86,7 @@ class RunWatcher:
         self.handler_errors = 0
         self._pending: set[str] = set()
         self._rescan = False
+        self._last_failure_logged = -FAILURE_LOG_EVERY_S
         self._lock = threading.Lock()
         self._handler = _Handler(self)
 
@@ -92,24 +97,28 @@ class RunWatcher:
         if dest:
             paths.append(os.fsdecode(dest))
         with self._lock:
-            if len(self._pending) >= MAX_PENDING:
+            if len(self._pending) >= MAX_PENDING:  # a flood: forget the paths, walk everything instead
                 self._pending.clear()
                 self._rescan = True
                 return
             self._pending.update(paths)
-            if event.is_directory or event.event_type in ("created", "deleted", "moved"):
-                self._rescan = True  # the set of files may have changed: discovery looks again
 
     def handler_failed(self, exc: Exception) -> None:
+        now = time.monotonic()
         with self._lock:
             self.handler_errors += 1
             self._rescan = True
-        log.warning("file-watch handler failed", exc_info=exc)
-        self.events.add("error", self.source, f"file-watch handler failed ({type(exc).__name__}: {exc}); rescanning")
+            quiet = now - self._last_failure_logged < FAILURE_LOG_EVERY_S
+            if not quiet:
+                self._last_failure_logged = now
+        if not quiet:  # a storm of failing events is logged once a minute, all are counted
+            log.warning("file-watch handler failed", exc_info=exc)
+            self.events.add("error", self.source,
+                            f"file-watch handler failed ({type(exc).__name__}: {exc}); rescanning")
 
     # -- collector thread side -------------------------------------------------------------------
     def drain(self) -> tuple[set[str], bool]:
-        """Paths touched since the last call, and whether a discovery rescan was asked for."""
+        """Paths touched since the last call, and whether events may have been lost (then rescan all)."""
         with self._lock:
             pending, rescan = self._pending, self._rescan
             self._pending, self._rescan = set(), False
@@ -192,12 +201,3 @@ def _live_watches(observer: SupervisedObserver) -> list[Any]:
         if emitter.is_alive():
             live.append(emitter.watch)
     return live
-
-
-def wait_until_started(watcher: RunWatcher, timeout: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if watcher.observer is not None and watcher.observer.is_alive():
-            return True
-        time.sleep(0.01)
-    return False

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from nicegui import ui
 
 from monitor.samples import SeriesKey, label_value
 from monitor.store import Store
@@ -146,6 +147,24 @@ def history(store: Store, refs: Refs, upto: int, now: float, window: ChartWindow
         keep = (seqs <= upto) & (times >= now - window.span_s)
         traces.append(_xy(times[keep], values[keep], window.epoch))
     return traces
+
+
+def span_text(span_s: float) -> str:
+    """The chart caption: "10 min", "24 h", "90 s"."""
+    if span_s >= 3600 and span_s % 3600 == 0:
+        return f"{span_s / 3600:g} h"
+    if span_s >= 60 and span_s % 60 == 0:
+        return f"{span_s / 60:g} min"
+    return f"{span_s:g} s"
+
+
+def caption(kind: str, span_s: float) -> None:
+    """A fixed key over the chart (the chart itself shows no text): series names and time span."""
+    names = [style["name"] for style in theme.CHART_TRACES[kind]]
+    with ui.element("div").classes("c-key"):
+        ui.label(names[0]).classes("k-a")
+        ui.label(names[1]).classes("k-b")
+        ui.label(span_text(span_s)).classes("k-span")
 
 
 def figure(kind: str, traces: list[tuple[list, list]]) -> dict[str, Any]:

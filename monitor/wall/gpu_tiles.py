@@ -52,19 +52,20 @@ def gpu_mode(gpu_doc: dict[str, Any] | None, config: Config) -> str:
 def notice_cells(gpu_doc: dict[str, Any] | None, config: Config) -> dict[str, Cell]:
     mode = gpu_mode(gpu_doc, config)
     if mode == "disabled":
-        title, reason, extra = "GPU monitoring is off", "gpu.enabled is false in the configuration", ""
+        title, reason, extra, hint = "GPU monitoring is off", "gpu.enabled is false in the configuration", "", ""
     elif mode == "waiting":
-        title, reason, extra = "Waiting for the first GPU reading…", "", ""
+        title, reason, extra, hint = "Waiting for the first GPU reading…", "", "", ""
     else:
         doc = gpu_doc or {}
         title = "No GPUs on this host"
         reason = fmt.text(doc.get("reason"), "no NVIDIA GPU reported")
-        extra = (f"labwall retries every {config.gpu.nvml_retry_s:g} s and shows the GPUs as soon as the driver "
-                 "answers. Run with --demo to see simulated GPUs.")
+        extra = f"labwall retries every {config.gpu.nvml_retry_s:g} s and shows the GPUs as soon as the driver answers."
+        hint = "To try the wall with simulated GPUs, start it with --demo."
     return {
         "gpu.n.title": Cell(title),
         "gpu.n.reason": Cell(reason, level="" if reason else "off"),
         "gpu.n.extra": Cell(extra, level="" if extra else "off"),
+        "gpu.n.hint": Cell(hint, level="" if hint else "off"),
     }
 
 
@@ -178,6 +179,7 @@ def build_notice(view: CellView) -> None:
         view.label("gpu.n.title", "nogpu-t")
         view.label("gpu.n.reason", "nogpu-r")
         view.label("gpu.n.extra", "nogpu-x")
+        view.label("gpu.n.hint", "nogpu-x")
 
 
 def build_tile(view: CellView, p: int, chart_slot: Any) -> None:

@@ -57,6 +57,7 @@ def header_cells(now: float, config: Config, gpu_doc: dict[str, Any] | None) -> 
     cells["hdr.mem"] = Cell(f"{fmt.gib(sum(used), 0)} / {fmt.gib(sum(total), 0)} GiB" if used and total else fmt.NA,
                             level=show)
     cells["hdr.power"] = Cell(fmt.total_power(sum(powers)) if powers else fmt.NA, level=show)
+    cells["hdr.kpis"] = Cell(level=show)
     return cells
 
 
@@ -73,7 +74,7 @@ def build_header(view: CellView, config: Config) -> None:
             ui.label(config.wall.title).classes("title")
             ui.label(config.host_label).classes("host")
         view.label("hdr.sim", "badge sim")
-        with ui.element("div").classes("kpis"):
+        with view.bind("hdr.kpis", ui.element("div").classes("kpis")):
             _kpi(view, "hdr.busy", "GPUs busy")
             _kpi(view, "hdr.util", "avg GPU util")
             _kpi(view, "hdr.mem", "GPU memory")

@@ -47,12 +47,12 @@ def host_cells(system_doc: dict[str, Any] | None, config: Config) -> dict[str, C
                                             for x in load[:3]) if load else "load n/a"),
         "h.cores": Cell(" · ".join(info)),
         "h.heat": Cell(data=tuple(round(v) if (v := fmt.number(x)) is not None else -1 for x in cores)),
-        "h.mem": Cell(f"{fmt.gib(used)} / {fmt.gib(total)} GiB" if total else fmt.NA,
-                      fmt.fill(100 * mem_ratio if mem_ratio is not None else None),
+        "h.mem": Cell(fmt.gib(used), fmt.fill(100 * mem_ratio if mem_ratio is not None else None),
                       level_at_or_above(mem_ratio, 0.85, 0.95)),
-        "h.swap": Cell(f"{fmt.gib(swap_used)} / {fmt.gib(swap_total)} GiB" if swap_total else "no swap",
-                       fmt.fill(100 * swap_ratio if swap_ratio is not None else None),
-                       level_at_or_above(swap_ratio, 0.5, 0.8)),
+        "h.memx": Cell(f"{100 * mem_ratio:.0f} %" if mem_ratio is not None else ""),
+        "h.memt": Cell(f"/ {fmt.gib(total)} GiB"),
+        "h.swap": Cell(f"swap {fmt.gib(swap_used)} / {fmt.gib(swap_total)} GiB" if swap_total else "no swap",
+                       level=level_at_or_above(swap_ratio, 0.5, 0.8)),
         "h.rx": Cell(fmt.rate(doc.get("net_rx_bytes_per_second"))),
         "h.tx": Cell(fmt.rate(doc.get("net_tx_bytes_per_second"))),
         "h.dr": Cell(fmt.rate(doc.get("disk_read_bytes_per_second"))),
@@ -101,18 +101,19 @@ def build_host(view: CellView, config: Config, cores: int, chart_slot: Any) -> N
             with ui.element("div").classes("meter"):
                 ui.label("CPU").classes("m-l")
                 view.label("h.cpu", "m-v big pct cpuv")
-            with ui.element("div").classes("h-cpu-x"):
-                view.label("h.load", "s-x")
-                view.label("h.cores", "s-x")
+            with ui.element("div").classes("meter"):
+                with ui.element("div").classes("m-head"):
+                    ui.label("Memory").classes("m-l")
+                    view.label("h.memx", "m-x")
+                with ui.element("div").classes("m-row"):
+                    view.label("h.mem", "m-v mid memv")
+                    view.label("h.memt", "m-t")
         cols, cell = heat_geometry(cores)
         view.bind("h.heat", HeatStrip(tuple([-1] * cores)).style(f"--cols: {cols}; --cell: {cell}"))
-        with ui.element("div").classes("h-mem"):
-            with ui.element("div").classes("meter"):
-                ui.label("Memory").classes("m-l")
-                view.label("h.mem", "m-v memv")
-            with ui.element("div").classes("meter"):
-                ui.label("Swap").classes("m-l")
-                view.label("h.swap", "m-v memv")
+        with ui.element("div").classes("h-info"):
+            view.label("h.load", "s-x")
+            view.label("h.cores", "s-x")
+            view.label("h.swap", "s-x")
         with ui.element("div").classes("h-io"):
             _io(view, "h.rx", "Net in", "rx")
             _io(view, "h.tx", "Net out", "tx")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 
 from nicegui import background_tasks, ui
@@ -22,7 +21,6 @@ from monitor.wall.charts import ChartPoints
 from monitor.wall.feed import Frame, WallFeed
 from monitor.wall.watchdog import watchdog_script
 
-log = logging.getLogger(__name__)
 MIN_TICK_S = 0.05
 CHARTS_DRAWN_JS = """
 return new Promise((resolve) => {
@@ -34,6 +32,8 @@ return new Promise((resolve) => {
 
 
 class WallPage:
+    """The elements of one browser's wall and the timer that keeps them current."""
+
     def __init__(self, feed: WallFeed, config: Config) -> None:
         self.feed = feed
         self.config = config
@@ -45,13 +45,14 @@ class WallPage:
         self.cursor = 0
         self.event_cursor = 0
         self.layout: tuple = ()
-        self.ticks = 0
-        self.late_ticks = 0
+        self.interval = config.wall.flush_interval_s
         self.last_tick = 0.0
+        self.due = 0.0  # the instant this page's next tick is aimed at
         self.probe: asyncio.Task | None = None
+        self.charts_ready = False
         self.build(feed.latest())
-        self.timer = ui.timer(config.wall.flush_interval_s, self.tick, immediate=False)
-        ui.add_body_html(watchdog_script(config.wall.flush_interval_s))
+        self.timer = ui.timer(self.interval, self.tick, immediate=False)
+        ui.add_body_html(watchdog_script(config.wall.flush_interval_s, config.wall.stale_after_intervals))
 
     # -- building -----------------------------------------------------------------------------------
     def build(self, frame: Frame) -> None:
@@ -65,7 +66,8 @@ class WallPage:
             header.build_header(self.view, self.config)
             with ui.element("div").classes("main"):
                 cols, rows = gpu_tiles.grid_shape(count)
-                with ui.element("div").classes("gpus").style(f"--cols: {cols}; --rows: {rows}"):
+                density = "few" if count <= 2 else "dense" if rows > 2 else ""
+                with ui.element("div").classes(f"gpus {density}").style(f"--cols: {cols}; --rows: {rows}"):
                     if mode == "tiles":
                         for p in range(count):
                             gpu_tiles.build_tile(self.view, p, lambda p=p: self._chart(frame, f"g{p}", "gpu"))
@@ -85,22 +87,25 @@ class WallPage:
     def _chart(self, frame: Frame, chart: str, kind: str) -> None:
         refs = frame.charts.get(chart, (None, None))
         traces = charts.history(self.feed.store, refs, frame.cursor, frame.made_at, self.feed.window)
-        self.plots[chart] = ui.plotly(charts.figure(kind, traces))
+        charts.caption(kind, self.feed.window.span_s)
+        with ui.element("div").classes("c-plot"):
+            self.plots[chart] = ui.plotly(charts.figure(kind, traces))
 
     # -- streaming ----------------------------------------------------------------------------------
     def tick(self) -> None:
         started = time.time()
         client = self.root.client
         if not client.has_socket_connection:
+            self.last_tick = 0.0
             return  # nothing queues up while the browser is away; it catches up when it is back
         if not self.charts_ready:
+            self.last_tick = 0.0
             if self.probe is None or self.probe.done():
                 self.probe = background_tasks.create(self._wait_for_charts(), name="labwall charts ready")
             return
         frame = self.feed.latest()
-        if self.ticks and started - self.last_tick > 2 * self.config.wall.flush_interval_s:
-            self.late_ticks += 1
-        self.ticks += 1
+        self.feed.tick_stats.note(started - self.last_tick if self.last_tick else None,
+                                  max(0.0, started - self.due) if self.due else 0.0, self.interval)
         self.last_tick = started
         if frame.number != self.frame_number:
             if frame.layout != self.layout:
@@ -113,6 +118,15 @@ class WallPage:
         """Until every chart has drawn once, a page only shows what it was built with."""
         with contextlib.suppress(TimeoutError):
             self.charts_ready = bool(await self.root.client.run_javascript(CHARTS_DRAWN_JS, timeout=10.0))
+        if self.charts_ready:
+            self._forget_history()
+
+    def _forget_history(self) -> None:
+        """The browser has the history now, and a plot is never re-sent (only extended): drop this
+        page's copy of the points, which would otherwise cost every open page ~1 MB for its lifetime."""
+        for plot in self.plots.values():
+            for trace in plot.figure["data"]:
+                trace["x"], trace["y"] = [], []
 
     def advance(self, frame: Frame) -> None:
         chain = self.feed.since(self.frame_number)
@@ -143,11 +157,11 @@ class WallPage:
         """Phase-lock this page's timer to the shared tick, so all pages share one frame per tick."""
         now = time.time()
         target = frame.next_tick
-        interval = self.config.wall.flush_interval_s
         while target - now < MIN_TICK_S:
-            target += interval
+            target += self.interval
         # ui.timer sleeps `interval - (time the callback took)`; add that time back
         self.timer.interval = (target - now) + (now - started)
+        self.due = target
 
 
 def register_page(feed: WallFeed, config: Config) -> None:

@@ -16,7 +16,7 @@ CPU = "#39c5cf"
 
 CHART_TRACES = {
     "gpu": (
-        {"name": "utilisation", "color": UTIL, "width": 2, "fill": "rgba(63, 185, 80, 0.16)"},
+        {"name": "util", "color": UTIL, "width": 2, "fill": "rgba(63, 185, 80, 0.16)"},
         {"name": "memory", "color": MEM, "width": 1.6},
     ),
     "host": (

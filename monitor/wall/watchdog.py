@@ -3,26 +3,36 @@
 NiceGUI reconnects by itself and reloads the page when the server no longer knows the client
 (after a restart). This watchdog covers what that cannot see: when no message has arrived for a
 few ticks and the server answers /healthz, the page is dead for some other reason, so reload it.
+And because the server sends something every tick (the clock), a silence longer than the stale
+limit means the screen is frozen: the page marks itself stale (html.lw-frozen) on its own.
 """
 
 from __future__ import annotations
 
 STALL_TICKS = 5
 MIN_STALL_S = 6.0
+MIN_FROZEN_S = 3.0
 
 
-def watchdog_script(flush_interval_s: float) -> str:
+def watchdog_script(flush_interval_s: float, stale_after_intervals: float) -> str:
     stall_ms = int(1000 * max(MIN_STALL_S, STALL_TICKS * flush_interval_s))
+    frozen_ms = int(1000 * max(MIN_FROZEN_S, stale_after_intervals * flush_interval_s) + 500)
     return f"""<script>
 (() => {{
-  const stallMs = {stall_ms};
+  const stallMs = {stall_ms}, frozenMs = {frozen_ms};
   let last = 0, hooked = null;  // armed by the first message, so a slow first load never reloads
+  let beat = 0;
   window.__labwall = {{ lastMessage: () => last }};
   setInterval(async () => {{
+    // Tailwind's browser runtime leaves a performance mark and measure per DOM update and never
+    // clears them: at one tick a second that is hundreds of MB a day on a wall that never reloads.
+    if (++beat % 10 === 0) {{ performance.clearMarks(); performance.clearMeasures(); }}
     if (window.socket && hooked !== window.socket) {{
       window.socket.onAny(() => {{ last = Date.now(); }});
       hooked = window.socket;
     }}
+    // a hung server or a dead link freezes the screen: say so, even though no message says it
+    document.documentElement.classList.toggle("lw-frozen", !!last && Date.now() - last > frozenMs);
     if (!last || Date.now() - last < stallMs) return;
     try {{
       const r = await fetch("/healthz", {{ cache: "no-store" }});

@@ -89,7 +89,8 @@ def write_json(path: Path, data: Any) -> Path:
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabwallServer]:
     """The wall in demo mode with 8 simulated GPUs, shared by a module's tests."""
-    server = start_server(tmp_path_factory.mktemp("wall"), {"gpu": {"simulated_count": 8}}, ["--demo"])
+    config = {"host_label": "gpu-server-1", "gpu": {"simulated_count": 8}}
+    server = start_server(tmp_path_factory.mktemp("wall"), config, ["--demo"])
     wait_for(lambda: len(server.get("/api/snapshot").json()["gpus"]) == 8, 10, what="8 simulated GPUs")
     yield server
     server.stop()

@@ -46,6 +46,7 @@ class Marker:
     reason: str
     line: int | None = None
     step: int | None = None
+    after_records: int = 0  # records of the same batch read before the marker
 
 
 @dataclass
@@ -59,12 +60,17 @@ class Parsed:
     total_is_end: bool = False  # reaching `total` means the run finished (HF max_steps, a declared total)
     progress: list[tuple[float, int]] = field(default_factory=list)  # (time, step), in record order
     records: int = 0
+    resumed: bool = False  # a step went backwards (resume from a checkpoint): stored later points dropped
     _lists: dict[str, tuple[list[int], list[float], list[float]]] = field(default_factory=dict)
     _arrays: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = field(default_factory=dict)
 
+    def add_marker(self, kind: Literal["end", "crash"], reason: str, line: int | None, step: int | None,
+                   after_records: int | None = None) -> None:
+        self.markers.append(Marker(kind, reason, line, step, self.records if after_records is None else after_records))
+
     def add_bad(self, line: int, reason: str) -> None:
         self.bad += 1
-        if self.first_bad is None:
+        if self.first_bad is None or line < self.first_bad[0]:
             self.first_bad = (line, reason)
 
     def add_point(self, metric: str, step: int, time: float, value: float) -> None:

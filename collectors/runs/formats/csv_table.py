@@ -3,10 +3,12 @@
 The first non-empty line is the header. Rows may be sparse (Lightning writes train and val keys on
 different rows, leaving the other cells empty). `step` (else global_step, iteration, epoch) gives
 the step, else the row's position; `time`/`timestamp`/`wall_time` a Unix time. Cells are converted
-to numbers with pandas (`to_numeric`) a batch at a time; a column that never held a number is a
-text field. Bad rows: more or fewer cells than the header, a non-numeric cell in a numeric column,
-NaN/inf, non-UTF-8. When the writer rewrites the file with a new header the tailer reports a
-reset and the reader starts over with the new header (points are merged by step, not duplicated).
+to numbers with pandas (`to_numeric`) a batch at a time; `nan`/`inf` cells are missing values (as
+pandas and Keras write them); a column that never held a number is a text field. Bad rows: more or
+fewer cells than the header, a non-numeric cell in a numeric column, the header line repeated,
+non-UTF-8. A header line with new columns further down is followed from there on. When the writer
+rewrites the file with a new header (Lightning) the tailer reports a reset and the reader starts
+over with the new header (points are merged by step, not duplicated).
 """
 
 from __future__ import annotations
@@ -20,6 +22,23 @@ import pandas as pd
 from collectors.runs.formats import STEP_KEYS, TIME_KEYS, TOTAL_KEYS, Parsed
 
 CSV_STEP_KEYS = (*STEP_KEYS, "epoch")
+
+
+def _names(fields: list[str]) -> list[str]:
+    return [f.strip().lstrip("\ufeff").strip() for f in fields]
+
+
+def _looks_like_header(fields: list[str]) -> bool:
+    for field in fields:
+        cell = field.strip()
+        if not cell:
+            return False
+        try:
+            float(cell)
+            return False
+        except ValueError:
+            continue
+    return True
 
 
 class CsvReader:
@@ -49,8 +68,19 @@ class CsvReader:
                 parsed.add_bad(no, f"invalid CSV: {exc}")
                 continue
             if self.header is None:
-                self.header = [f.strip() for f in fields]
+                self.header = _names(fields)
                 continue
+            if _looks_like_header(fields):
+                names = _names(fields)
+                if names == self.header:
+                    parsed.add_bad(no, "the header line again")
+                    continue
+                if set(names) & set(self.header):  # a new header (a new column appeared): rows below follow it
+                    if rows:
+                        self._rows(rows, numbers, mtime, parsed)
+                        rows, numbers = [], []
+                    self.header = names
+                    continue
             if len(fields) != len(self.header):
                 parsed.add_bad(no, f"{len(fields)} values for {len(self.header)} columns")
                 continue
@@ -81,11 +111,14 @@ class CsvReader:
                 continue
             self.numeric.add(name)
             for i in np.flatnonzero(failed).tolist():
-                bad.setdefault(numbers[i], f"{name!r} is not a number: {rows[i][self.header.index(name)][:40]!r}")
-            for i in np.flatnonzero(~blank & ~failed & ~np.isfinite(converted)).tolist():
-                bad.setdefault(numbers[i], f"{name!r} is {'NaN' if np.isnan(converted[i]) else 'infinite'}")
-            values[name] = converted
+                bad.setdefault(i, f"{name!r} is not a number: {rows[i][self.header.index(name)][:40]!r}")
+            values[name] = converted  # nan / inf cells are how pandas and Keras write a missing value
             empty[name] = blank | failed | ~np.isfinite(converted)
+        good = np.ones(n, bool)
+        if bad:  # a bad row is skipped whole
+            good[list(bad)] = False
+            for name in empty:
+                empty[name] |= ~good
         step_key = next((k for k in CSV_STEP_KEYS if k in values), None)
         steps = np.arange(self.ordinal, self.ordinal + n, dtype=np.int64)
         if step_key is not None:
@@ -100,8 +133,9 @@ class CsvReader:
                     times, time_key = candidate, key
                     break
         self.ordinal += n
-        parsed.records += n
-        parsed.progress.extend(zip(times[-64:].tolist(), steps[-64:].tolist(), strict=True))
+        parsed.records += int(good.sum())
+        kept = np.flatnonzero(good)[-64:]
+        parsed.progress.extend(zip(times[kept].tolist(), steps[kept].tolist(), strict=True))
         for name, column_values in values.items():
             if name in (step_key, time_key) and name != "epoch":
                 continue
@@ -112,5 +146,5 @@ class CsvReader:
                 parsed.total, parsed.total_is_end = int(column_values[keep][-1]), True
                 continue
             parsed.add_points(name, steps[keep], times[keep], column_values[keep])
-        for no in sorted(bad):
-            parsed.add_bad(no, bad[no])
+        for i in sorted(bad):
+            parsed.add_bad(numbers[i], bad[i])

@@ -12,7 +12,7 @@ import json
 import math
 from typing import Any
 
-from collectors.runs.formats import Marker, Parsed, integral_step
+from collectors.runs.formats import Parsed, integral_step
 
 SKIPPED_KEYS = frozenset({"step", "total_flos"})
 
@@ -61,8 +61,8 @@ def read_trainer_state(data: bytes, mtime: float, parsed: Parsed) -> dict[str, A
         if found:
             parsed.records += 1
         if "train_runtime" in entry:
-            parsed.markers.append(Marker("end", f"train_runtime {entry['train_runtime']} s in trainer_state.json",
-                                         None, step))
+            parsed.add_marker("end", f"train_runtime {entry['train_runtime']} s in trainer_state.json",
+                              None, step)
     global_step = integral_step(state.get("global_step"))
     if global_step is not None or last_step is not None:
         parsed.progress.append((mtime, global_step if global_step is not None else last_step or 0))

@@ -1,19 +1,25 @@
 """JSON Lines: one JSON object per line (`metrics.jsonl`).
 
-Numbers are metrics; strings and booleans are text fields (latest value); a nested object is
-flattened one level (`{"train": {"loss": 1}}` -> `train/loss`). `step` (or global_step, iteration,
-...) gives the step, else the record's position in the file; `time` (or timestamp, wall_time) a
-Unix time in s or ms, else the file's modification time. `{"event": "end"}` marks the run finished,
-`{"event": "crash"}` crashed; `total_steps` / `max_steps` give the total.
+Numbers are metrics; strings and booleans are text fields (latest value) unless the key holds
+numbers elsewhere in the file (then a numeric string such as "0.5" is taken as the number and any
+other value makes the line bad); a nested object is flattened one level
+(`{"train": {"loss": 1}}` -> `train/loss`). `step` (or global_step, iteration, ...) gives the step
+(a non-negative integer; a float is truncated, a numeric string accepted), else the step of the
+record before, else the record's position in the file; `time` (or timestamp, wall_time) a Unix
+time in s or ms, else the file's modification time. Records with an `event` key carry no points:
+`{"event": "end"}` marks the run finished, `{"event": "crash"}` crashed; `total_steps` /
+`max_steps` give the total.
 
-Bad lines (invalid JSON, not an object, not UTF-8, a NaN or infinite value) are counted; the other
-fields of a line with a NaN are still used. A batch of clean lines is parsed with one `json.loads`
-call (about 3x faster than line by line); any failure falls back to line by line to find the bad ones.
+A bad line (invalid JSON, not an object, not UTF-8, a NaN or infinite value, a step that is
+negative or too large, a non-number where numbers are logged) is counted and skipped whole. A batch
+of clean lines is parsed with one `json.loads` call (about 3x faster than line by line); any
+failure falls back to line by line to find the bad ones.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from itertools import chain
 from typing import Any
@@ -26,40 +32,42 @@ from collectors.runs.formats import (
     STEP_KEYS,
     TIME_KEYS,
     TOTAL_KEYS,
-    Marker,
     Parsed,
     as_timestamp,
-    integral_step,
     not_finite_reason,
 )
 
-_SPECIAL = frozenset(STEP_KEYS) | frozenset(TIME_KEYS) | frozenset(TOTAL_KEYS) | {"event"}
+MAX_STEP = 2**62
+Column = tuple[np.ndarray, np.ndarray]  # (record indices, values)
 
 
 def _decode_error(exc: UnicodeDecodeError) -> str:
     return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1})"
 
 
-def _short(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _short(value: Any, limit: int = 40) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 def load_records(lines: Sequence[tuple[int, bytes]], parsed: Parsed) -> tuple[list[dict[str, Any]], list[int]]:
     """JSON objects of the non-empty lines, with their line numbers; bad lines go to `parsed`."""
-    numbered = [(no, raw) for no, raw in lines if raw.strip()]
-    if not numbered:
+    if not lines:
         return [], []
     try:
-        texts = [raw.decode("utf-8") for _, raw in numbered]
-        records = json.loads("[" + ",".join(texts) + "]")
-        if len(records) == len(numbered) and all(type(r) is dict for r in records):
-            return records, [no for no, _ in numbered]
+        # The common case, a batch of clean lines: one decode, one json.loads for all of them.
+        texts = b"\n".join(raw for _, raw in lines).decode("utf-8").removeprefix("\ufeff").split("\n")
+        if all(texts):
+            records = json.loads("[" + ",".join(texts) + "]")
+            if len(records) == len(texts) and all(type(r) is dict for r in records):
+                return records, [no for no, _ in lines]
     except Exception:  # any problem: find the bad lines one by one
         pass
+    numbered = [(no, raw) for no, raw in lines if raw.strip()]
     records, numbers = [], []
     for no, raw in numbered:
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8").lstrip("\ufeff")
         except UnicodeDecodeError as exc:
             parsed.add_bad(no, _decode_error(exc))
             continue
@@ -68,8 +76,11 @@ def load_records(lines: Sequence[tuple[int, bytes]], parsed: Parsed) -> tuple[li
         except json.JSONDecodeError as exc:
             parsed.add_bad(no, f"invalid JSON: {exc.msg} at column {exc.colno}")
             continue
-        except (ValueError, RecursionError) as exc:
-            parsed.add_bad(no, f"invalid JSON: {_short(str(exc))}")
+        except RecursionError:
+            parsed.add_bad(no, "invalid JSON: nested too deeply")
+            continue
+        except ValueError as exc:
+            parsed.add_bad(no, f"invalid JSON: {str(exc)[:80]}")
             continue
         if type(record) is not dict:
             parsed.add_bad(no, f"not a JSON object (a JSON {type(record).__name__})")
@@ -81,134 +92,198 @@ def load_records(lines: Sequence[tuple[int, bytes]], parsed: Parsed) -> tuple[li
 
 class JsonlReader:
     def __init__(self) -> None:
-        self.ordinal = 0  # records read so far: the step of a record without one
+        self.ordinal = 0  # records read so far: the step of a record without one...
+        self.last_step: int | None = None  # ...unless an earlier record had a step: then that one
+        self.numeric_keys: set[str] = set()
 
     def reset(self) -> None:
         self.ordinal = 0
+        self.last_step = None
 
     def read(self, lines: Sequence[tuple[int, bytes]], mtime: float, parsed: Parsed) -> None:
         records, numbers = load_records(lines, parsed)
         if records:
-            records_to_parsed(records, numbers, self.ordinal, mtime, parsed)
+            batch = _Batch(records, numbers, self.ordinal, self.last_step, mtime, self.numeric_keys)
+            self.last_step = batch.into(parsed)
             self.ordinal += len(records)
 
 
-def _column(records: list[dict[str, Any]], key: str) -> list[Any]:
-    return [r.get(key) for r in records]
+def _as_number(value: Any) -> float | None:
+    kind = type(value)
+    if kind is int or kind is float:
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf
+    if kind is str:
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
 
 
-def _steps(records: list[dict[str, Any]], keys: dict[str, None], ordinal: int) -> tuple[np.ndarray, str | None]:
-    n = len(records)
-    key = next((k for k in STEP_KEYS if k in keys), None)
-    fallback = np.arange(ordinal, ordinal + n, dtype=np.int64)
-    if key is None:
-        return fallback, None
-    column = _column(records, key)
-    if set(map(type, column)) == {int}:
-        return np.array(column, np.int64), key
-    steps = [integral_step(v) for v in column]
-    return np.array([s if s is not None else int(fallback[i]) for i, s in enumerate(steps)], np.int64), key
+class _Batch:
+    """Turns a batch of records into columns of points, keeping whole bad records out."""
 
+    def __init__(self, records: list[dict[str, Any]], numbers: list[int], ordinal: int, last_step: int | None,
+                 mtime: float, numeric_keys: set[str]) -> None:
+        self.records = records
+        self.numbers = numbers
+        self.n = len(records)
+        self.ordinal = ordinal
+        self.last_step = last_step
+        self.mtime = mtime
+        self.numeric_keys = numeric_keys
+        self.bad: dict[int, str] = {}
+        self.columns: dict[str, Column] = {}
+        self.texts: dict[str, str] = {}
+        self.total: int | None = None
 
-def _times(records: list[dict[str, Any]], keys: dict[str, None], mtime: float) -> tuple[np.ndarray, str | None]:
-    for key in TIME_KEYS:
-        if key not in keys:
-            continue
-        column = _column(records, key)
-        if not set(map(type, column)) <= {int, float}:
-            continue
-        values = np.array(column, np.float64)
-        if np.all((values >= 1e9) & (values < 1e10)):
-            return values, key
-        if np.all((values >= 1e12) & (values < 1e13)):
-            return values / 1000.0, key
-        times = [as_timestamp(v) for v in column]
-        if all(t is not None for t in times):
-            return np.array(times, np.float64), key
-    return np.full(len(records), mtime, np.float64), None
+    def into(self, parsed: Parsed) -> int | None:
+        keys = dict.fromkeys(chain.from_iterable(self.records))
+        steps, step_key = self._steps(keys)
+        times, time_key = self._times(keys)
+        for key in keys:
+            if key not in (step_key, time_key, "event"):
+                self._column(key, [r.get(key) for r in self.records])
+        keep = np.ones(self.n, bool)
+        if self.bad:
+            keep[list(self.bad)] = False
+        if "event" in keys:
+            events = [r.get("event") for r in self.records]
+            for i, value in enumerate(events):
+                if value is not None:
+                    keep[i] = False  # an event record is not a metric record
+                    if type(value) is str and i not in self.bad:
+                        _event(value, self.numbers[i], int(steps[i]), parsed, parsed.records + int(keep[:i].sum()))
+                        self.texts["event"] = value
+        for key, (index, values) in self.columns.items():
+            chosen = keep[index]
+            if chosen.any():
+                index = index[chosen]
+                parsed.add_points(key, steps[index], times[index], values[chosen])
+        kept = np.flatnonzero(keep)
+        parsed.records += len(kept)
+        parsed.progress.extend(zip(times[kept[-64:]].tolist(), steps[kept[-64:]].tolist(), strict=True))
+        parsed.texts.update(self.texts)
+        if self.total is not None:
+            parsed.total, parsed.total_is_end = self.total, True
+        for i in sorted(self.bad):
+            parsed.add_bad(self.numbers[i], self.bad[i])
+        valid = [i for i in range(self.n) if i not in self.bad]
+        if step_key is None and self.last_step is None:
+            return None
+        return int(steps[valid[-1]]) if valid else self.last_step
 
-
-def records_to_parsed(records: list[dict[str, Any]], numbers: list[int], ordinal: int, mtime: float,
-                      parsed: Parsed) -> None:
-    keys = dict.fromkeys(chain.from_iterable(records))
-    steps, step_key = _steps(records, keys, ordinal)
-    times, time_key = _times(records, keys, mtime)
-    parsed.records += len(records)
-    parsed.progress.extend(zip(times[-64:].tolist(), steps[-64:].tolist(), strict=True))
-    bad_lines: dict[int, str] = {}
-    for key in keys:
-        if key in (step_key, time_key):
-            continue
-        column = _column(records, key)
-        types = set(map(type, column))
-        if types <= {int, float}:
+    def _steps(self, keys: dict[str, None]) -> tuple[np.ndarray, str | None]:
+        key = next((k for k in STEP_KEYS if k in keys), None)
+        if key is None:
+            if self.last_step is not None:
+                return np.full(self.n, self.last_step, np.int64), None
+            return np.arange(self.ordinal, self.ordinal + self.n, dtype=np.int64), None
+        column = [r.get(key) for r in self.records]
+        if set(map(type, column)) == {int}:
             try:
                 values = np.array(column, np.float64)
             except OverflowError:
-                _mixed(key, column, steps, times, numbers, parsed, bad_lines)
+                values = np.array([-1.0])
+            if np.all((values >= 0) & (values < MAX_STEP)):
+                return values.astype(np.int64), key
+        steps: list[int] = []
+        last = self.last_step
+        for i, value in enumerate(column):
+            step: int | None = None
+            if value is not None:
+                number = _as_number(value) if type(value) is not bool else None
+                if number is None or not math.isfinite(number):
+                    self.bad[i] = f"{key!r} is not a number: {_short(value)}"
+                elif not 0 <= number < MAX_STEP:
+                    self.bad[i] = f"{key!r} is out of range: {_short(value)}"
+                else:
+                    step = int(number)
+            if step is None:  # a record without a step: the step of the record before it
+                step = last if last is not None else self.ordinal + i
+            elif i not in self.bad:
+                last = step
+            steps.append(step)
+        return np.array(steps, np.int64), key
+
+    def _times(self, keys: dict[str, None]) -> tuple[np.ndarray, str | None]:
+        for key in TIME_KEYS:
+            if key not in keys:
                 continue
-            _numeric(key, values, np.arange(len(values)), steps, times, numbers, parsed, bad_lines)
-        elif types <= {int, float, type(None)}:
-            index = np.array([i for i, v in enumerate(column) if v is not None], np.int64)
+            column = [r.get(key) for r in self.records]
+            types = set(map(type, column))
+            if types <= {int, float}:
+                try:
+                    values = np.array(column, np.float64)
+                except OverflowError:
+                    continue
+                if np.all((values >= 1e9) & (values < 1e10)):
+                    return values, key
+                if np.all((values >= 1e12) & (values < 1e13)):
+                    return values / 1000.0, key
+            if not types <= {int, float, type(None)}:
+                continue
+            times = [as_timestamp(v) if v is not None else None for v in column]
+            if any(t is None for t, v in zip(times, column, strict=True) if v is not None):
+                continue  # not Unix times (a duration, say): an ordinary metric
+            if all(t is None for t in times):
+                continue
+            return np.array([t if t is not None else self.mtime for t in times], np.float64), key
+        return np.full(self.n, self.mtime, np.float64), None
+
+    def _column(self, key: str, column: list[Any]) -> None:
+        types = set(map(type, column))
+        if types <= {int, float}:
             try:
-                values = np.array([column[i] for i in index.tolist()], np.float64)
+                self._numbers(key, np.arange(self.n), np.array(column, np.float64))
+                return
             except OverflowError:
-                _mixed(key, column, steps, times, numbers, parsed, bad_lines)
+                pass
+        index: list[int] = []
+        values: list[float] = []
+        numeric = key in self.numeric_keys or bool(types & {int, float})
+        nested: dict[str, list[Any]] = {}
+        for i, value in enumerate(column):
+            kind = type(value)
+            if value is None or kind is list:
                 continue
-            _numeric(key, values, index, steps, times, numbers, parsed, bad_lines)
-        else:
-            _mixed(key, column, steps, times, numbers, parsed, bad_lines)
-    for no in sorted(bad_lines):
-        parsed.add_bad(no, bad_lines[no])
-
-
-def _numeric(key: str, values: np.ndarray, index: np.ndarray, steps: np.ndarray, times: np.ndarray,
-             numbers: list[int], parsed: Parsed, bad_lines: dict[int, str]) -> None:
-    if key in TOTAL_KEYS:
-        finite = values[np.isfinite(values)]
-        if finite.size:
-            parsed.total, parsed.total_is_end = int(finite[-1]), True
-        return
-    finite = np.isfinite(values)
-    if not finite.all():
-        for i in np.flatnonzero(~finite).tolist():
-            bad_lines.setdefault(numbers[int(index[i])], not_finite_reason(key, float(values[i])))
-        values, index = values[finite], index[finite]
-    parsed.add_points(key, steps[index], times[index], values)
-
-
-def _mixed(key: str, column: list[Any], steps: np.ndarray, times: np.ndarray, numbers: list[int],
-           parsed: Parsed, bad_lines: dict[int, str]) -> None:
-    """A column holding more than numbers: numbers are points, strings text, objects flattened."""
-    for i, value in enumerate(column):
-        kind = type(value)
-        if kind is int or kind is float:
-            try:
-                number = float(value)
-            except OverflowError:
-                bad_lines.setdefault(numbers[i], f"{key!r} is too large for a number")
+            if kind is dict:
+                for sub, sub_value in value.items():
+                    if type(sub_value) is not dict:  # one level only
+                        nested.setdefault(f"{key}/{sub}", [None] * self.n)[i] = sub_value
                 continue
-            if key in TOTAL_KEYS:
-                parsed.total, parsed.total_is_end = int(number), True
-            elif number - number != 0:  # NaN or infinite
-                bad_lines.setdefault(numbers[i], not_finite_reason(key, number))
+            number = _as_number(value) if kind is not bool else None
+            if kind is int or kind is float or (numeric and number is not None):
+                index.append(i)
+                values.append(number if number is not None else math.nan)
+            elif numeric:
+                self.bad.setdefault(i, f"{key!r} is not a number: {_short(value)}")
             else:
-                parsed.add_point(key, int(steps[i]), float(times[i]), number)
-        elif kind is str:
-            if key == "event":
-                _event(value, numbers[i], int(steps[i]), parsed)
-            parsed.texts[key] = value
-        elif kind is bool:
-            parsed.texts[key] = str(value).lower()
-        elif kind is dict and key not in _SPECIAL:
-            for sub, sub_value in value.items():
-                _mixed(f"{key}/{sub}", [sub_value], steps[i : i + 1], times[i : i + 1], numbers[i : i + 1],
-                       parsed, bad_lines)
+                self.texts[key] = value if kind is str else str(value).lower()
+        if index:
+            self._numbers(key, np.array(index, np.int64), np.array(values, np.float64))
+        for sub_key, sub_column in nested.items():
+            self._column(sub_key, sub_column)
+
+    def _numbers(self, key: str, index: np.ndarray, values: np.ndarray) -> None:
+        finite = np.isfinite(values)
+        if not finite.all():
+            for j in np.flatnonzero(~finite).tolist():
+                self.bad.setdefault(int(index[j]), not_finite_reason(key, float(values[j])))
+        if key in TOTAL_KEYS:
+            if finite.any():
+                self.total = int(values[finite][-1])
+            return
+        self.numeric_keys.add(key)
+        self.columns[key] = (index, values)
 
 
-def _event(value: str, line: int, step: int, parsed: Parsed) -> None:
+def _event(value: str, line: int, step: int, parsed: Parsed, after_records: int) -> None:
     name = value.strip().lower()
     if name in END_EVENTS:
-        parsed.markers.append(Marker("end", f'{{"event": "{value}"}} logged', line, step))
+        parsed.add_marker("end", f'{{"event": "{value}"}} logged', line, step, after_records)
     elif name in CRASH_EVENTS:
-        parsed.markers.append(Marker("crash", f'{{"event": "{value}"}} logged', line, step))
+        parsed.add_marker("crash", f'{{"event": "{value}"}} logged', line, step, after_records)

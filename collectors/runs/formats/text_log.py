@@ -1,20 +1,23 @@
 """Plain text logs (captured stdout/stderr): metrics, tqdm progress, end and crash markers.
 
-Recognised, line by line (a bare \\r, tqdm's redraw, also ends a line):
+Recognised, line by line (a bare \\r, tqdm's redraw, also ends a line; ANSI escapes are removed):
 - Python dict lines, e.g. HF Trainer's `{'loss': '3.811', 'learning_rate': '0.00015', 'epoch': '0.28'}`
   (numbers or numeric strings are metrics; `train_runtime` marks the run finished);
 - `key=value` / `key: value` pairs (two or more on a line, or one whose key names a metric such
-  as loss, acc, lr, step, epoch);
+  as loss, acc, lr, step, epoch), and `step 5/100` (step and total); repr lines such as
+  `Namespace(lr=0.1, ...)` are arguments, not metrics;
 - tqdm bars `45%|████▌     | 450/1000 [01:23<01:40, 5.47it/s, loss=0.5]`: the first unnamed (or
-  "train…") bar's n/total is the step and the total; other bars with another total, and named bars
-  (loading, map, eval), are ignored; Lightning's `Epoch 3:` bars give epoch * total + n;
+  "train…") bar's n/total is the step and the total; bars with another total (HF's eval bar) and
+  named bars (loading, map, writing) are ignored; Lightning's `Epoch 3:` bars give epoch * total + n;
   `key=value` after the rate are metrics;
 - a Python traceback (reason: its final exception line) or a CUDA / OOM / NCCL error, segfault or
   `Killed`: the run crashed.
-A line's step is its own `step` key, else the last tqdm step, else (plain logs) its position among
-metric lines; HF stdout lines without a known step are not plotted (trainer_state.json and the
-event files carry their steps). With `metrics=False` (a log beside structured metrics) only
-markers are read.
+A line's step is its own `step` key; else, once the log has written steps itself, its last one;
+else the training bar's step (HF's dicts are written by tqdm.write *before* the bar is redrawn with
+the new step, so they take the step of the next redraw); else (plain logs) its position among
+metric lines. With `metrics=False` (a log beside structured metrics) only markers are read.
+Bad lines (counted, skipped whole): a NaN/inf value, a non-number where the key held numbers, a
+`{...}` line that is not a dict, non-UTF-8 bytes (the rest of such a line is still read).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from collectors.runs.formats import STEP_KEYS, TOTAL_KEYS, Marker, Parsed, integral_step, not_finite_reason
+from collectors.runs.formats import STEP_KEYS, TOTAL_KEYS, Parsed, integral_step, not_finite_reason
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 TQDM = re.compile(
@@ -34,6 +37,9 @@ TQDM = re.compile(
 )
 NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf(?:inity)?"
 PAIR = re.compile(rf"(?<![\w./-])(?P<key>[A-Za-z_][\w./-]{{0,63}})\s*[=:]\s*(?P<value>{NUMBER})(?![\w.:])", re.I)
+WORD_PAIR = re.compile(r"(?<![\w./-])(?P<key>[A-Za-z_][\w./-]{0,63})\s*=\s*(?P<value>[^\s,;|]+)")
+STEP_OF = re.compile(r"\b(?:step|iter(?:ation)?)\s*[:=]?\s*(?P<n>\d+)\s*/\s*(?P<total>\d+)", re.I)
+REPR_LINE = re.compile(r"^[A-Za-z_][\w.]*\(.*\)$")
 METRIC_KEY = re.compile(
     r"loss|acc|lr\b|learning_rate|step|epoch|ppl|perplexity|reward|score|f1|bleu|rouge|grad|norm|mse|mae|auc|"
     r"iou|wer|cer|top\d|precision|recall|throughput|tokens",
@@ -43,13 +49,14 @@ EVAL_BAR = re.compile(r"eval|valid|test|predict|sanity|download|map", re.I)
 TRAIN_BAR = re.compile(r"train", re.I)
 EPOCH_BAR = re.compile(r"^\s*Epoch\s+(\d+)", re.I)
 TRACEBACK = "Traceback (most recent call last):"
-EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Interrupt|Exit|Fault)\b(?::.*)?$")
+EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Interrupt|Exit|Fault)\b(?::.*)?$")
 CRASH_LINE = re.compile(
     r"CUDA out of memory|OutOfMemoryError|CUDA error|NCCL error|cuDNN error|CUBLAS_STATUS|Segmentation fault|"
     r"core dumped|^Killed$|ChildFailedError",
     re.I,
 )
 MAX_DICT_CHARS = 100_000
+MAX_WAITING = 1000  # HF dicts held for the next redraw; beyond, the bar's last step is used
 HF_END_KEY = "train_runtime"
 
 
@@ -71,12 +78,16 @@ class TextLogReader:
         self.hf = hf
         self.main_total: int | None = None
         self.bar_step: int | None = None
+        self.explicit_step: int | None = None  # the last step the log wrote itself (step=, step N/M)
         self.ordinal = 0
         self.in_traceback: int | None = None  # line where the traceback being read started
+        self.numeric_keys: set[str] = set()
+        self.waiting: list[tuple[int, dict[str, float], float]] = []  # HF dicts waiting for the next redraw
 
     def reset(self) -> None:
-        self.main_total = self.bar_step = self.in_traceback = None
+        self.main_total = self.bar_step = self.explicit_step = self.in_traceback = None
         self.ordinal = 0
+        self.waiting = []
 
     def read(self, lines: Sequence[tuple[int, bytes]], mtime: float, parsed: Parsed) -> None:
         for no, raw in lines:
@@ -89,6 +100,12 @@ class TextLogReader:
                 text = ANSI.sub("", text)
             self._line(no, text, mtime, parsed)
 
+    def unterminated(self, no: int, raw: bytes, parsed: Parsed) -> None:
+        """A last line that never got its newline (the writer stopped mid-line)."""
+        text = raw.decode("utf-8", errors="replace")
+        if TQDM.search(text) is None and text.strip():
+            parsed.add_bad(no, "the line was never completed (no newline)")
+
     def _line(self, no: int, text: str, mtime: float, parsed: Parsed) -> None:
         stripped = text.strip()
         if not stripped:
@@ -96,59 +113,65 @@ class TextLogReader:
         if self._crash(no, text, stripped, parsed):
             return
         if "%|" in text:
-            match = None
-            for match in TQDM.finditer(text):
-                pass
-            if match is not None:
-                self._bar(no, match, mtime, parsed)
+            bars = list(TQDM.finditer(text))
+            if bars:
+                self._bar(no, bars[-1], mtime, parsed)
+                rest = text[bars[-1].end():]
+                if rest.strip():  # a message written right after a redraw, without a line break
+                    self._line(no, rest, mtime, parsed)
                 return
         if not self.metrics:
             return
         brace = stripped.find("{")
-        if brace >= 0 and stripped.endswith("}") and (stripped[brace + 1 : brace + 2] in ("'", '"', "}")):
+        if brace >= 0 and stripped.endswith("}") and stripped[brace + 1 : brace + 2] in ("'", '"', "}"):
             self._dict(no, stripped[brace:], mtime, parsed)
             return
-        if "=" in text or ":" in text:
-            pairs = [(m["key"], m["value"]) for m in PAIR.finditer(text)]
-            if len(pairs) >= 2 or (pairs and METRIC_KEY.search(pairs[0][0])):
-                self._record(no, {k: v for k, v in pairs}, mtime, parsed)
+        if ("=" in text or ":" in text) and not REPR_LINE.match(stripped):
+            self._pairs(no, text, mtime, parsed)
 
     def _crash(self, no: int, text: str, stripped: str, parsed: Parsed) -> bool:
         if stripped.startswith(TRACEBACK):
             if self.in_traceback is None:
                 self.in_traceback = no
-                parsed.markers.append(Marker("crash", "Python traceback", no, self.bar_step))
+                parsed.add_marker("crash", "Python traceback", no, self.bar_step)
             return True
         if self.in_traceback is not None:
             if text[:1] in (" ", "\t"):
                 return True
             if EXCEPTION_LINE.match(stripped):
-                parsed.markers.append(Marker("crash", stripped[:200], self.in_traceback, self.bar_step))
+                parsed.add_marker("crash", stripped[:200], self.in_traceback, self.bar_step)
                 self.in_traceback = None
                 return True
             if stripped.startswith(("During handling", "The above exception")):
                 return True
         if CRASH_LINE.search(stripped):
-            parsed.markers.append(Marker("crash", stripped[:200], no, self.bar_step))
+            parsed.add_marker("crash", stripped[:200], no, self.bar_step)
             return True
         return False
 
     def _bar(self, no: int, match: re.Match[str], mtime: float, parsed: Parsed) -> None:
         desc = (match["desc"] or "").strip()
         n, total = int(match["n"]), int(match["total"])
-        step: int | None = None
         epoch = EPOCH_BAR.match(desc)
         if epoch:
             step = int(epoch[1]) * total + n
         elif desc and (EVAL_BAR.search(desc) or not TRAIN_BAR.search(desc)):
-            return  # named bars (loading, mapping, evaluating) are not the training loop
+            return  # named bars (loading, mapping, writing, evaluating) are not the training loop
         elif self.main_total is None or total == self.main_total:
             self.main_total = total
             parsed.total = total
             step = n
-        if step is None or not self.metrics:
+        else:
             return
+        if not self.metrics:
+            return
+        if self.waiting:  # HF: the dicts written before this redraw belong to its step
+            for line, values, when in self.waiting:
+                self._emit(line, values, step, when, parsed)
+            self.waiting = []
         self.bar_step = step
+        if self.explicit_step is not None:
+            return  # the log writes its own steps: the bar only shows progress within them
         parsed.progress.append((mtime, step))
         info = match["info"]
         rate_end = max(info.find("it/s"), info.find("s/it"))
@@ -173,9 +196,21 @@ class TextLogReader:
             return
         if HF_END_KEY in record:
             runtime = _number(record[HF_END_KEY])
-            parsed.markers.append(Marker("end", f"train_runtime {runtime:g} s logged" if runtime is not None
-                                         else "train_runtime logged", no, self.bar_step))
+            reason = f"train_runtime {runtime:g} s logged" if runtime is not None else "train_runtime logged"
+            parsed.add_marker("end", reason, no, self.bar_step)
         self._record(no, record, mtime, parsed)
+
+    def _pairs(self, no: int, text: str, mtime: float, parsed: Parsed) -> None:
+        record: dict[str, Any] = {m["key"]: m["value"] for m in PAIR.finditer(text)}
+        for m in WORD_PAIR.finditer(text):  # `loss=abc` where loss is logged as a number
+            if m["key"] not in record and m["key"] in self.numeric_keys:
+                record[m["key"]] = m["value"]
+        of = STEP_OF.search(text)
+        if of:
+            record.setdefault("step", of["n"])
+            parsed.total = int(of["total"])
+        if len(record) >= 2 or (record and METRIC_KEY.search(next(iter(record)))):
+            self._record(no, record, mtime, parsed)
 
     def _record(self, no: int, record: dict[Any, Any], mtime: float, parsed: Parsed, step: int | None = None) -> None:
         values: dict[str, float] = {}
@@ -183,28 +218,45 @@ class TextLogReader:
             name = str(key)
             number = _number(value)
             if number is None:
+                if name in self.numeric_keys and not isinstance(value, bool | type(None)):
+                    parsed.add_bad(no, f"{name!r} is not a number: {str(value)[:40]!r}")
+                    return
                 if isinstance(value, str):
                     parsed.texts[name] = value
                 continue
             if not math.isfinite(number):
                 parsed.add_bad(no, not_finite_reason(name, number))
-                continue
+                return  # a bad line is skipped whole
             values[name] = number
+        step_key = next((k for k in values if k.lower() in STEP_KEYS), None)
+        if step is None and step_key is not None:
+            step = integral_step(values.pop(step_key))
+            if step is not None:
+                self.explicit_step = step
+        self.ordinal += 1
+        if not values:
+            return
+        self.numeric_keys.update(values)
+        for name in [k for k in values if k in TOTAL_KEYS]:
+            parsed.total, parsed.total_is_end = int(values.pop(name)), True
         if step is None:
-            step_key = next((k for k in values if k.lower() in STEP_KEYS), None)
-            if step_key is not None:
-                step = integral_step(values.pop(step_key))
+            if self.explicit_step is not None:
+                step = self.explicit_step
+            elif self.hf and self.main_total is not None and len(self.waiting) < MAX_WAITING:
+                self.waiting.append((no, values, mtime))  # its step is the next redraw's
+                return
             elif self.bar_step is not None:
                 step = self.bar_step
             elif not self.hf:
-                step = self.ordinal
-        self.ordinal += 1
-        if step is None or not values:
+                step = self.ordinal - 1
+        if step is not None:
+            self._emit(no, values, step, mtime, parsed)
+
+    @staticmethod
+    def _emit(no: int, values: dict[str, float], step: int, mtime: float, parsed: Parsed) -> None:
+        if not values:
             return
         parsed.records += 1
         parsed.progress.append((mtime, step))
         for name, number in values.items():
-            if name in TOTAL_KEYS:
-                parsed.total, parsed.total_is_end = int(number), True
-            else:
-                parsed.add_point(name, step, mtime, number)
+            parsed.add_point(name, step, mtime, number)

@@ -57,10 +57,12 @@ class EventFileReader:
         self._size = -1
         self._scalar_tags: dict[str, bool] = {}
         self.events = 0
+        self.mtime = 0.0
 
     def poll(self, parsed: Parsed) -> tuple[bool, bool]:
         """Read new events into `parsed`; returns (reset, more). Raises OSError if unreadable."""
         st = os.stat(self.path)
+        self.mtime = st.st_mtime
         identity = (st.st_dev, st.st_ino)
         reset = False
         if self._loader is not None and (identity != self._identity or st.st_size < self._size):

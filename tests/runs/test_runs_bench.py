@@ -1,0 +1,23 @@
+"""Each runs benchmark runs (--quick) and prints its figures; no timing is asserted here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+@pytest.mark.parametrize(("script", "figures"), [
+    ("run_backfill.py", ["runs loaded", "peak RSS while loading:", "/healthz while loading:"]),
+    ("run_latency.py", ["append -> /api/runs/{id}/metrics: p50", "p95", "max"]),
+])
+def test_bench_prints_its_figures(script: str, figures: list[str]) -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--quick"], capture_output=True,
+                            text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for figure in figures:
+        assert figure in result.stdout, result.stdout
