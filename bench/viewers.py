@@ -123,6 +123,7 @@ def measure(server: Harness, seconds: float) -> dict[str, Any]:
         "rss": last["rss"],
         "clients": last["clients"],
         "ticks": last["ticks"],
+        "frames": last["frames"] - first["frames"],
     }
 
 
@@ -130,7 +131,8 @@ def report(label: str, m: dict[str, Any]) -> None:
     t = m["ticks"]
     print(f"{label:<24} server CPU {m['cpu']:5.1f} % of one core, RSS {m['rss'] / 1e6:6.1f} MB, "
           f"{t['ticks']} page ticks, longest gap between ticks {t['max_gap_s']:.2f} s, "
-          f"{t['late']} later than 2 x interval, worst start delay {t['max_delay_s'] * 1000:.0f} ms", flush=True)
+          f"{t['late']} later than 2 x interval, worst start delay {t['max_delay_s'] * 1000:.0f} ms; "
+          f"{m['frames']} shared frames computed", flush=True)
 
 
 def main() -> None:

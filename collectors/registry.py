@@ -5,6 +5,7 @@ from __future__ import annotations
 from collectors.base import Collector
 from collectors.gpu import build_gpu_collector
 from collectors.host import HostCollector
+from collectors.run_join import RunJoinCollector
 from collectors.runs import RunsCollector
 from monitor.alerts import build_alert_engine
 from monitor.config import Config
@@ -20,6 +21,8 @@ def build_collectors(config: Config, store: Store) -> list[Collector]:
         collectors.append(gpu)
     if config.runs.roots:
         collectors.append(RunsCollector(store, config.runs))
+    if gpu is not None and config.runs.roots and config.join.enabled:  # which run each GPU process writes
+        collectors.append(RunJoinCollector(store, config.join, roots=[str(r) for r in config.runs.roots]))
     alerts = build_alert_engine(config, store)
     if alerts is not None:  # last: it only reads what the others write
         collectors.append(alerts)

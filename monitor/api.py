@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from monitor.run_gpus import gpus_with_runs, join_document
 from monitor.store import Store
 
 
@@ -52,7 +53,7 @@ def snapshot(store: Store) -> dict[str, Any]:
             "time": time.time(),
             "simulated": bool(gpu_doc.get("simulated", False)),
             "gpu_source": {k: v for k, v in gpu_doc.items() if k != "gpus"} or None,
-            "gpus": gpu_doc.get("gpus", []),
+            "gpus": gpus_with_runs(gpu_doc.get("gpus", []), join_document(store)),
             "gpus_time": gpu_state[0] if gpu_state else None,
             "system": system_state[1] if system_state else None,
             "system_time": system_state[0] if system_state else None,

@@ -98,6 +98,21 @@ class RunsConfig(Section):
     main_metric: list[MainMetricRule] = Field(default_factory=lambda: [MainMetricRule(run="*", metric="loss")])
 
 
+class JoinConfig(Section):
+    """Joining GPU processes to the runs they write (collectors/run_join.py)."""
+
+    enabled: bool = True
+    interval_s: PositiveSeconds = 2.0
+    # A process joined to a run is read again (its /proc: open files, cwd, command line) this often.
+    recheck_s: PositiveSeconds = 30.0
+    # A process not joined yet (it may open its run's files later) is read again this often.
+    retry_s: PositiveSeconds = 5.0
+    # Seconds of /proc reading per tick; processes that do not fit are read on the next ticks.
+    budget_s: float = Field(0.1, gt=0, le=10, allow_inf_nan=False)
+    # Parent processes (launchers: torchrun, accelerate, python -m, bash) looked at, nearest first.
+    parent_levels: int = Field(4, ge=0, le=16)
+
+
 class WallConfig(Section):
     flush_interval_s: PositiveSeconds = 1.0
     # Time span of the wall's charts; beyond history.window_s the 1-minute tier is used (max 24 h).
@@ -232,6 +247,7 @@ class Config(Section):
     gpu: GpuConfig = Field(default_factory=GpuConfig)
     host: HostConfig = Field(default_factory=HostConfig)
     runs: RunsConfig = Field(default_factory=RunsConfig)
+    join: JoinConfig = Field(default_factory=JoinConfig)
     wall: WallConfig = Field(default_factory=WallConfig)
     thresholds: ThresholdsConfig = Field(default_factory=ThresholdsConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)

@@ -79,6 +79,7 @@ class RunRecord:
     dropped_metrics: int = 0
     deleted_at: float | None = None
     writer_pids: list[int] = field(default_factory=list)
+    gpus: list[dict[str, Any]] = field(default_factory=list)  # [{gpu, uuid, pid}], set by the run join
     seq: int = 0
 
     def summary(self, main_metric: str | None) -> dict[str, Any]:
@@ -100,7 +101,7 @@ class RunRecord:
             "total_steps": self.total_steps,
             "rate_steps_per_s": self.rate_steps_per_s,
             "eta_s": self.eta_s,
-            "gpus": [],
+            "gpus": [dict(g) for g in self.gpus],
             "writer_pids": list(self.writer_pids),
             "deleted": self.status == "deleted",
             "deleted_at": self.deleted_at,
@@ -184,7 +185,7 @@ class RunRegistry:
             return list(self._runs)
 
     def update(self, run_id: str, **fields: Any) -> None:
-        """Set summary fields (step, updated, total_steps, rate_steps_per_s, eta_s, writer_pids)."""
+        """Set summary fields (step, updated, total_steps, rate_steps_per_s, eta_s, writer_pids, gpus)."""
         with self._lock:
             run = self._runs.get(run_id)
             if run is None:

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from monitor.api import json_safe
+from monitor.run_gpus import runs_with_gpu_readings
 from monitor.run_registry import valid_run_id
 from monitor.store import Store
 
@@ -29,12 +30,14 @@ def register_runs_api(app: FastAPI, store: Store) -> None:
 
     @app.get("/api/runs")
     def get_runs() -> JSONResponse:
-        return JSONResponse(json_safe(registry.summaries()))
+        return JSONResponse(json_safe(runs_with_gpu_readings(registry.summaries(), store)))
 
     @app.get("/api/runs/{run_id}")
     def get_run(run_id: str) -> JSONResponse:
         summary = registry.summary(run_id) if valid_run_id(run_id) else None
-        return JSONResponse(json_safe(summary)) if summary is not None else _not_found("no such run")
+        if summary is None:
+            return _not_found("no such run")
+        return JSONResponse(json_safe(runs_with_gpu_readings([summary], store)[0]))
 
     @app.get("/api/runs/{run_id}/metrics/{metric:path}")
     def get_metric(run_id: str, metric: str, after: int = 0) -> JSONResponse:

@@ -111,7 +111,7 @@ def tile_cells(p: int, gpu: dict[str, Any], config: Config) -> dict[str, Cell]:
     extra = []
     pstate = gpu.get("pstate")
     if pstate is not None:
-        extra.append(fmt.text(pstate))
+        extra.append(f"P{pstate}" if isinstance(pstate, int) else fmt.text(pstate))
     fan = fmt.number(gpu.get("fan_percent"))
     if fan is not None:
         extra.append(f"fan {fan:.0f} %")
@@ -134,7 +134,7 @@ def tile_cells(p: int, gpu: dict[str, Any], config: Config) -> dict[str, Cell]:
         k + "mem": Cell(fmt.gib(used), fmt.fill(100 * mem_ratio if mem_ratio is not None else None),
                         level_at_or_above(mem_ratio, t.gpu_memory_ratio - 0.05, t.gpu_memory_ratio)),
         k + "memx": Cell(f"{100 * mem_ratio:.0f} %" if mem_ratio is not None else ""),
-        k + "memt": Cell(f"/ {fmt.gib(total, 0)} GiB"),
+        k + "memt": Cell(f"/ {fmt.gib(total, 0)} GiB" if total is not None else "/ n/a"),
         k + "temp": Cell(fmt.celsius(temp), level=level_at_or_above(temp, t.gpu_temp_c - 8, t.gpu_temp_c)),
         k + "power": Cell(fmt.power(draw, limit),
                           fmt.fill(100 * power_ratio if power_ratio is not None else None)),

@@ -2,8 +2,9 @@
 
 NiceGUI reconnects by itself and reloads the page when the server no longer knows the client
 (after a restart). This watchdog covers what that cannot see: when no message has arrived for a
-few ticks and the server answers /healthz, the page is dead for some other reason, so reload it.
-And because the server sends something every tick (the clock), a silence longer than the stale
+few ticks and the server answers /healthz, the page is dead for some other reason, so reload it
+(waiting twice as long after each reload in the last 10 minutes, up to 5 minutes).
+And because the server sends an update every tick (the clock), a silence longer than the stale
 limit means the screen is frozen: the page marks itself stale (html.lw-frozen) on its own.
 """
 
@@ -20,7 +21,8 @@ def watchdog_script(flush_interval_s: float, stale_after_intervals: float) -> st
     return f"""<script>
 (() => {{
   const stallMs = {stall_ms}, frozenMs = {frozen_ms};
-  let last = 0, hooked = null;  // armed by the first message, so a slow first load never reloads
+  // armed by the first tick (every tick sends an "update": the clock), so a slow first load never reloads
+  let last = 0, hooked = null;
   let beat = 0;
   window.__labwall = {{ lastMessage: () => last }};
   setInterval(async () => {{
@@ -28,15 +30,21 @@ def watchdog_script(flush_interval_s: float, stale_after_intervals: float) -> st
     // clears them: at one tick a second that is hundreds of MB a day on a wall that never reloads.
     if (++beat % 10 === 0) {{ performance.clearMarks(); performance.clearMeasures(); }}
     if (window.socket && hooked !== window.socket) {{
-      window.socket.onAny(() => {{ last = Date.now(); }});
+      window.socket.onAny((event) => {{ if (event === "update") last = Date.now(); }});
       hooked = window.socket;
     }}
     // a hung server or a dead link freezes the screen: say so, even though no message says it
     document.documentElement.classList.toggle("lw-frozen", !!last && Date.now() - last > frozenMs);
-    if (!last || Date.now() - last < stallMs) return;
+    // reloads in the last 10 minutes double the wait: a page that cannot recover never thrashes
+    const recent = JSON.parse(sessionStorage.labwallReloads || "[]").filter((t) => Date.now() - t < 600000);
+    if (!last || Date.now() - last < Math.min(300000, stallMs * 2 ** recent.length)) return;
     try {{
       const r = await fetch("/healthz", {{ cache: "no-store" }});
-      if (r.ok) {{ last = Date.now(); location.reload(); }}
+      if (r.ok) {{
+        last = Date.now();
+        sessionStorage.labwallReloads = JSON.stringify([...recent, last]);
+        location.reload();
+      }}
     }} catch (e) {{ /* server or network still down: try again in a second */ }}
   }}, 1000);
 }})();

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 
@@ -73,5 +74,23 @@ def test_resumes_after_a_network_drop(browser: Browser, kiosk_server: LabwallSer
         took = wait_streaming(page, LIVE_AGAIN_WITHIN_S)
         assert frozen is not None and state(page) is not None
         print(f"offline {offline_s:g} s: live again {took:.1f} s after the network came back")
+    finally:
+        page.context.close()
+
+
+def test_a_frozen_screen_says_stale(browser: Browser, kiosk_server: LabwallServer) -> None:
+    """A hung server keeps its socket open, so no message says it is gone: the page notices the
+    silence itself, shows the STALE banner, and drops it when updates flow again."""
+    page = open_wall(browser, kiosk_server.url)
+    assert kiosk_server.proc is not None
+    try:
+        kiosk_server.proc.send_signal(signal.SIGSTOP)
+        try:
+            page.wait_for_function("() => document.documentElement.classList.contains('lw-frozen')", timeout=8000)
+            banner = page.evaluate("() => getComputedStyle(document.body, '::after').content")
+            assert "STALE" in banner
+        finally:
+            kiosk_server.proc.send_signal(signal.SIGCONT)
+        page.wait_for_function("() => !document.documentElement.classList.contains('lw-frozen')", timeout=8000)
     finally:
         page.context.close()
