@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.config import Config
+from monitor.run_gpus import join_document
 from monitor.store import Store
-from monitor.wall import charts, gpu_tiles, header, host_panel
+from monitor.wall import alert_banner, charts, gpu_tiles, header, host_panel
 from monitor.wall.cells import Cell
 from monitor.wall.charts import ChartPoints, ChartWindow, Refs
 from monitor.wall.event_feed import EventLine, event_line
+from monitor.wall.runs_panel import RunFeed, RunPoints
 
 FRAMES_KEPT = 8
 # A page that lands within this fraction of an interval after a frame uses that frame.
@@ -45,6 +47,8 @@ class Frame:
     charts: dict[str, Refs]
     gpus: list[dict[str, Any]] = field(default_factory=list)
     next_tick: float = 0.0  # when pages should tick next (wall clock), phase-locked to the collectors
+    run_slots: tuple[str, ...] = ()  # the run id in each run card slot ("": empty)
+    run_points: dict[str, RunPoints] = field(default_factory=dict)  # new points per run id
 
 
 @dataclass(slots=True)
@@ -87,6 +91,7 @@ class WallFeed:
         self.frames: deque[Frame] = deque(maxlen=FRAMES_KEPT)
         self.frames_made = 0
         self.tick_stats = TickStats()
+        self.runs = RunFeed(store)
 
     # -- what pages call ----------------------------------------------------------------------------
     def latest(self) -> Frame:
@@ -124,7 +129,12 @@ class WallFeed:
         cells = header.header_cells(now, config, gpu_doc)
         cells["hdr.live"], cells["hdr.age"] = pill, age
         cells["wall"] = Cell(level="stale" if stale else "")
-        cells.update(gpu_tiles.gpu_cells(gpu_doc, config))
+        summaries = store.runs.summaries()
+        run_slots, run_cells, run_points = self.runs.tick(summaries, now)
+        cells.update(run_cells)
+        cells.update(alert_banner.alert_cells(store, now))
+        joins = gpu_tiles.join_texts(join_document(store), summaries, self.runs.latest())
+        cells.update(gpu_tiles.gpu_cells(gpu_doc, config, joins))
         cells.update(host_panel.host_cells(system_doc, config))
 
         mode = gpu_tiles.gpu_mode(gpu_doc, config)
@@ -151,7 +161,8 @@ class WallFeed:
 
         self.frames_made += 1
         return Frame(self.frames_made, now, base, cursor, event_base, event_cursor, layout, cells, changed,
-                     points, events, chart_refs, gpus, self._next_tick(now, gpu_state, system_state))
+                     points, events, chart_refs, gpus, self._next_tick(now, gpu_state, system_state),
+                     run_slots, run_points)
 
     def _next_tick(self, now: float, *states: tuple[float, Any] | None) -> float:
         """The next tick time, just after the collectors' next reading (their phase), at least a

@@ -14,6 +14,7 @@ from monitor.wall.cells import Cell, CellView
 from monitor.wall.theme import level_at_or_above
 
 MAX_PROCESS_ROWS = 3
+UNKNOWN_RUN = "unknown run"  # what the run join says of a process whose /proc it could not read
 BUSY_UTIL_PERCENT = 10.0
 IDLE_UTIL_PERCENT = 5.0
 HELD_MEMORY_BYTES = 1024**3
@@ -87,7 +88,7 @@ def _throttle(reasons: Any) -> tuple[str, str]:
     return ", ".join(words), level
 
 
-def tile_cells(p: int, gpu: dict[str, Any], config: Config) -> dict[str, Cell]:
+def tile_cells(p: int, gpu: dict[str, Any], config: Config, joins: dict[Any, str] | None = None) -> dict[str, Cell]:
     """Every cell of the tile at position `p`; any field may be None ("n/a")."""
     t = config.thresholds
     k = f"g{p}."
@@ -140,11 +141,12 @@ def tile_cells(p: int, gpu: dict[str, Any], config: Config) -> dict[str, Cell]:
                           fmt.fill(100 * power_ratio if power_ratio is not None else None)),
         k + "extra": Cell(" · ".join(extra) if extra else "", level=extra_level),
     }
-    cells.update(process_cells(k, gpu.get("processes")))
+    cells.update(process_cells(k, gpu.get("processes"), joins))
     return cells
 
 
-def process_cells(k: str, processes: Any) -> dict[str, Cell]:
+def process_cells(k: str, processes: Any, joins: dict[Any, str] | None = None) -> dict[str, Cell]:
+    """`joins`: pid → what the run join says of it ("· run · step N · metric v", "· unknown run")."""
     procs = [q for q in processes if isinstance(q, dict)] if isinstance(processes, list) else []
     procs.sort(key=lambda q: fmt.number(q.get("gpu_memory_bytes")) or 0.0, reverse=True)
     cells: dict[str, Cell] = {}
@@ -155,7 +157,12 @@ def process_cells(k: str, processes: Any) -> dict[str, Cell]:
             memory = fmt.number(q.get("gpu_memory_bytes"))
             cells[row] = Cell(level="")
             cells[row + ".u"] = Cell(fmt.text(q.get("user"), "unknown"))
-            cells[row + ".c"] = Cell(fmt.text(q.get("command"), f"pid {fmt.text(q.get('pid'), '?')}"))
+            joined = (joins or {}).get(q.get("pid"))
+            if joined and joined != UNKNOWN_RUN:
+                cells[row + ".c"] = Cell(joined, level="ok")
+            else:
+                cells[row + ".c"] = Cell(fmt.text(q.get("command"), f"pid {fmt.text(q.get('pid'), '?')}"))
+            cells[row + ".r"] = Cell(UNKNOWN_RUN, level="" if joined == UNKNOWN_RUN else "off")
             cells[row + ".m"] = Cell(f"{fmt.gib(memory)} GiB" if memory is not None else fmt.NA)
         else:
             cells[row] = Cell(level="off")
@@ -165,12 +172,37 @@ def process_cells(k: str, processes: Any) -> dict[str, Cell]:
     return cells
 
 
-def gpu_cells(gpu_doc: dict[str, Any] | None, config: Config) -> dict[str, Cell]:
+def join_texts(join_doc: dict[str, Any], summaries: list[dict[str, Any]],
+               latest: dict[str, float] | None = None) -> dict[Any, str]:
+    """pid → the text after the user on its process line, for the processes the run join knows;
+    `latest`: run id → its main metric's latest value."""
+    runs = {s.get("id"): s for s in summaries}
+    texts: dict[Any, str] = {}
+    for pid, entry in (join_doc.get("by_pid") or {}).items():
+        if not isinstance(entry, dict):
+            continue
+        run = runs.get(entry.get("run_id")) if entry.get("run_id") else None
+        if run is not None or entry.get("run_name"):
+            parts = [fmt.text((run or {}).get("name") or entry.get("run_name"), "run")]
+            step = fmt.number((run or {}).get("step"))
+            if step is not None:
+                parts.append(f"step {step:.0f}")
+            metric = (run or {}).get("main_metric")
+            value = fmt.number((latest or {}).get(entry.get("run_id"))) if metric else None
+            if metric and value is not None:
+                parts.append(f"{fmt.text(metric)} {value:.4g}")
+            texts[pid] = "· " + " · ".join(parts)
+        elif entry.get("reason") == UNKNOWN_RUN:
+            texts[pid] = UNKNOWN_RUN
+    return texts
+
+
+def gpu_cells(gpu_doc: dict[str, Any] | None, config: Config, joins: dict[Any, str] | None = None) -> dict[str, Cell]:
     if gpu_mode(gpu_doc, config) != "tiles":
         return notice_cells(gpu_doc, config)
     cells: dict[str, Cell] = {}
     for p, gpu in enumerate(g for g in (gpu_doc or {}).get("gpus") or [] if isinstance(g, dict)):
-        cells.update(tile_cells(p, gpu, config))
+        cells.update(tile_cells(p, gpu, config, joins))
     return cells
 
 
@@ -218,6 +250,7 @@ def build_tile(view: CellView, p: int, chart_slot: Any) -> None:
                 with view.bind(row, ui.element("div").classes("proc")):
                     view.label(row + ".u", "p-user")
                     view.label(row + ".c", "p-cmd")
+                    view.label(row + ".r", "p-run")
                     view.label(row + ".m", "p-mem")
             view.label(k + "more", "p-more")
             view.label(k + "none", "p-none")

@@ -15,7 +15,7 @@ import time
 from nicegui import background_tasks, ui
 
 from monitor.config import Config
-from monitor.wall import charts, event_feed, gpu_tiles, header, host_panel, runs_panel
+from monitor.wall import alert_banner, charts, event_feed, gpu_tiles, header, host_panel, runs_panel
 from monitor.wall.cells import CellView
 from monitor.wall.charts import ChartPoints
 from monitor.wall.feed import Frame, WallFeed
@@ -39,6 +39,9 @@ class WallPage:
         self.config = config
         self.view = CellView()
         self.plots: dict[str, ui.plotly] = {}
+        self.run_slots: list[ui.element] = []  # the chart holder of each run card
+        self.run_plots: dict[int, ui.plotly] = {}
+        self.run_shown: list[tuple[str, int]] = []  # (run id, chart generation) each card shows
         self.root = ui.element("div").classes("wall")
         self.log: ui.log | None = None
         self.frame_number = 0
@@ -64,6 +67,7 @@ class WallPage:
         mode, count, cores = frame.layout
         with self.root:
             header.build_header(self.view, self.config)
+            alert_banner.build_banner(self.view)
             with ui.element("div").classes("main"):
                 cols, rows = gpu_tiles.grid_shape(count)
                 density = "few" if count <= 2 else "dense" if rows > 2 else ""
@@ -75,9 +79,12 @@ class WallPage:
                         gpu_tiles.build_notice(self.view)
                 with ui.element("div").classes("side"):
                     host_panel.build_host(self.view, self.config, cores, lambda: self._chart(frame, "host", "host"))
-                    runs_panel.build_runs(self.config)
+                    self.run_slots = runs_panel.build_runs(self.config, self.view)
                     self.log = event_feed.build_events()
         self.view.apply(frame.cells)
+        self.run_plots.clear()
+        self.run_shown = [("", 0)] * len(self.run_slots)
+        self._runs(frame, None)
         recent = self.feed.store.events.read_after(max(0, frame.event_cursor - event_feed.MAX_LINES))
         event_feed.push(self.log, [event_feed.event_line(e) for e in recent if e.seq <= frame.event_cursor])
         self.frame_number, self.cursor, self.event_cursor = frame.number, frame.cursor, frame.event_cursor
@@ -137,6 +144,7 @@ class WallPage:
                 if f.events:
                     event_feed.push(self.log, f.events)
             self.view.apply(frame.cells, frame.changed if len(chain) == 1 else None)
+            self._runs(frame, chain)
         else:  # this page fell out of step: fetch its own gap from the store
             for chart, refs in frame.charts.items():
                 points = charts.new_points(self.feed.store, refs, self.cursor, frame.cursor, self.feed.window)
@@ -146,12 +154,40 @@ class WallPage:
             lines = [event_feed.event_line(e) for e in missed if e.seq <= frame.event_cursor]
             event_feed.push(self.log, lines)
             self.view.apply(frame.cells)
+            self._runs(frame, None)
         self.frame_number, self.cursor, self.event_cursor = frame.number, frame.cursor, frame.event_cursor
 
     def _extend(self, chart: str, points: ChartPoints) -> None:
         plot = self.plots.get(chart)
         if plot is not None:
             plot.run_plot_method("extendTraces", points.update, points.indices, self.feed.max_points(chart))
+
+    def _runs(self, frame: Frame, chain: list[Frame] | None) -> None:
+        """Run cards' charts: extend with the chain's new points (shared, computed once per tick);
+        a card whose run or chart generation changed, or a page out of step, redraws that chart from
+        the feed's last points (and is extended from the next tick on)."""
+        for i, run_id in enumerate(frame.run_slots[:len(self.run_slots)]):
+            gen = self.feed.runs.gen(run_id) if run_id else 0
+            if chain is None or self.run_shown[i] != (run_id, gen):
+                self._run_chart(i, run_id, gen)
+                continue
+            plot = self.run_plots.get(i)
+            if plot is None:
+                continue
+            for f in chain:
+                found = f.run_points.get(run_id)
+                if found is not None and found.gen == gen and found.x:
+                    plot.run_plot_method("extendTraces", {"x": [found.x, found.x], "y": [found.raw, found.ema]},
+                                         [0, 1], runs_panel.MAX_POINTS)
+
+    def _run_chart(self, i: int, run_id: str, gen: int) -> None:
+        slot = self.run_slots[i]
+        slot.clear()
+        self.run_plots.pop(i, None)
+        if run_id:
+            with slot:
+                self.run_plots[i] = ui.plotly(runs_panel.run_figure(self.feed.runs.history(run_id)))
+        self.run_shown[i] = (run_id, gen)
 
     def _aim(self, frame: Frame, started: float) -> None:
         """Phase-lock this page's timer to the shared tick, so all pages share one frame per tick."""

@@ -13,6 +13,8 @@ GRID = "rgba(148, 163, 184, 0.10)"
 UTIL = "#3fb950"
 MEM = "#b083f0"
 CPU = "#39c5cf"
+RUN_RAW = "rgba(240, 136, 62, 0.30)"  # a run card's raw points, faint
+RUN_EMA = "#f0883e"  # and their smoothed line
 
 CHART_TRACES = {
     "gpu": (

@@ -98,7 +98,7 @@ def test_host_panel_shows_the_snapshot(page: Page, demo_server: LabwallServer) -
 
 
 def test_charts_gain_points(page: Page) -> None:
-    count = "() => [...document.querySelectorAll('.wall .js-plotly-plot')].map(e => e.data[0].x.length)"
+    count = "() => [...document.querySelectorAll('.wall .c-plot .js-plotly-plot')].map(e => e.data[0].x.length)"
     first = page.evaluate(count)
     assert len(first) == 9  # 8 GPU tiles + the host chart
     page.wait_for_function(f"(first) => ({count})().every((n, i) => n >= first[i] + 2)", arg=first, timeout=10_000)
