@@ -39,7 +39,9 @@ def launch_args() -> list[str]:
     return [*CHROMIUM_ARGS, *(["--no-sandbox"] if os.geteuid() == 0 else [])]
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: the sync Playwright API runs an asyncio loop in this thread while it is
+# open, which would break later tests that use asyncio.run or start their own Playwright.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=launch_args())
