@@ -30,6 +30,15 @@ sys.path.insert(0, str(ROOT / "tests"))
 from support import LabwallServer, wait_for  # noqa: E402
 
 
+def make_run(work: Path) -> tuple[Path, Path]:
+    """A run root with one JSONL run holding step 0: (root, metrics file)."""
+    root = work / "runs"
+    (root / "latency").mkdir(parents=True)
+    path = root / "latency" / "metrics.jsonl"
+    path.write_text(json.dumps({"step": 0, "loss": 1.0}) + "\n")
+    return root, path
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--appends", type=int, default=200)
@@ -43,10 +52,7 @@ def main() -> int:
     appends = 20 if args.quick else args.appends
     with tempfile.TemporaryDirectory(prefix="labwall-latency-") as tmp:
         work = Path(tmp)
-        root = work / "runs"
-        (root / "latency").mkdir(parents=True)
-        path = root / "latency" / "metrics.jsonl"
-        path.write_text(json.dumps({"step": 0, "loss": 1.0}) + "\n")
+        root, path = make_run(work)
         runs = {"roots": [str(root)], "use_events": not args.no_events}
         server = LabwallServer(work, {"runs": runs, "gpu": {"backend": "simulated"}})
         server.start()
@@ -104,10 +110,7 @@ def browser_latency(appends: int, interval: float) -> int:
             "--no-first-run", "--disable-sync", *(["--no-sandbox"] if os.geteuid() == 0 else [])]
     with tempfile.TemporaryDirectory(prefix="labwall-latency-") as tmp:
         work = Path(tmp)
-        root = work / "runs"
-        (root / "latency").mkdir(parents=True)
-        path = root / "latency" / "metrics.jsonl"
-        path.write_text(json.dumps({"step": 0, "loss": 1.0}) + "\n")
+        root, path = make_run(work)
         server = LabwallServer(work, {"runs": {"roots": [str(root)]}, "gpu": {"backend": "simulated"}})
         server.start()
         latencies: list[float] = []
