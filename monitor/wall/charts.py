@@ -185,6 +185,18 @@ def figure(kind: str, traces: list[tuple[list, list]]) -> dict[str, Any]:
             trace["fill"] = "tozeroy"
             trace["fillcolor"] = style["fill"]
         data.append(trace)
+    return sparkline_figure(data, {
+        "range": [0, 102],
+        "fixedrange": True,
+        "showticklabels": False,
+        "tickvals": [25, 50, 75, 100],
+        "gridcolor": theme.GRID,
+        "zeroline": False,
+    })
+
+
+def sparkline_figure(data: list[dict[str, Any]], yaxis: dict[str, Any]) -> dict[str, Any]:
+    """A static, transparent, axis-less Plotly figure for the wall's small charts."""
     return {
         "data": data,
         "layout": {
@@ -194,14 +206,7 @@ def figure(kind: str, traces: list[tuple[list, list]]) -> dict[str, Any]:
             "showlegend": False,
             "autosize": True,
             "xaxis": {"type": "linear", "visible": False, "fixedrange": True},
-            "yaxis": {
-                "range": [0, 102],
-                "fixedrange": True,
-                "showticklabels": False,
-                "tickvals": [25, 50, 75, 100],
-                "gridcolor": theme.GRID,
-                "zeroline": False,
-            },
+            "yaxis": yaxis,
         },
         "config": {"staticPlot": True, "displayModeBar": False, "responsive": True},
     }

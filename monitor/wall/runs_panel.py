@@ -16,6 +16,7 @@ from monitor.store import Store
 from monitor.wall import format as fmt
 from monitor.wall import theme
 from monitor.wall.cells import Cell, CellView
+from monitor.wall.charts import sparkline_figure
 
 
 def roots_text(config: Config) -> list[str]:
@@ -227,24 +228,12 @@ def run_cells(runs: list[dict[str, Any]], traces: dict[str, RunTrace], now: floa
 
 def run_figure(points: RunPoints | None) -> dict[str, Any]:
     x, raw, ema = (points.x, points.raw, points.ema) if points else ([], [], [])
-    return {
-        "data": [
-            {"type": "scatter", "mode": "lines", "x": x, "y": raw, "name": "raw", "hoverinfo": "skip",
-             "line": {"color": theme.RUN_RAW, "width": 1}},
-            {"type": "scatter", "mode": "lines", "x": x, "y": ema, "name": "smoothed", "hoverinfo": "skip",
-             "line": {"color": theme.RUN_EMA, "width": 2}},
-        ],
-        "layout": {
-            "margin": {"l": 0, "r": 0, "t": 2, "b": 0},
-            "paper_bgcolor": "rgba(0,0,0,0)",
-            "plot_bgcolor": "rgba(0,0,0,0)",
-            "showlegend": False,
-            "autosize": True,
-            "xaxis": {"type": "linear", "visible": False, "fixedrange": True},
-            "yaxis": {"visible": False, "fixedrange": True},
-        },
-        "config": {"staticPlot": True, "displayModeBar": False, "responsive": True},
-    }
+    return sparkline_figure([
+        {"type": "scatter", "mode": "lines", "x": x, "y": raw, "name": "raw", "hoverinfo": "skip",
+         "line": {"color": theme.RUN_RAW, "width": 1}},
+        {"type": "scatter", "mode": "lines", "x": x, "y": ema, "name": "smoothed", "hoverinfo": "skip",
+         "line": {"color": theme.RUN_EMA, "width": 2}},
+    ], {"visible": False, "fixedrange": True})
 
 
 def build_card(view: CellView, i: int) -> ui.element:
