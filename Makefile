@@ -32,6 +32,7 @@ lint: $(VENV)/.installed-test
 
 test: $(VENV)/.installed-test
 	bash tests/ensure_chromium.sh
+	bash tests/ensure_prometheus.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -1,10 +1,8 @@
 """Server cost of many viewers: CPU and RSS of the labwall process, and how late page ticks run,
 with 1, 10 and 50 viewers, then 50 viewers plus 2 real Chromium pages.
 
-A lightweight viewer does what a browser does on the wire and nothing else: it loads the page
-(the server builds that viewer's elements), connects to NiceGUI's socket.io endpoint with the
-page's client id, answers the page's JavaScript requests and acknowledges messages. It renders
-nothing, so the figures are the server's own cost. 8 simulated GPUs + host, 1 s tick, charts full.
+A lightweight viewer (bench/socket_viewers.py) does what a browser does on the wire and nothing
+else, so the figures are the server's own cost. 8 simulated GPUs + host, 1 s tick, charts full.
 
     .venv/bin/python bench/viewers.py [--quick] [--seconds N]
 """
@@ -12,105 +10,19 @@ nothing, so the figures are the server's own cost. 8 simulated GPUs + host, 1 s 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import re
 import sys
-import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
-import socketio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from socket_viewers import Crowd
 from wall_bytes import Harness, launch, stop_on_sigterm, wait_live
 
 TARGET_CPU_PERCENT = 25.0
-CLIENT_ID = re.compile(r"'client_id': '([0-9a-f-]+)'")
-
-
-class LightViewer:
-    """One viewer without a browser: the socket.io conversation of an open wall page."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.sio = socketio.AsyncClient(reconnection=False)
-        self.client_id = ""
-        self.next_message_id = 0
-        self.bytes = 0
-        self.messages = 0
-
-    async def open(self, http: httpx.AsyncClient) -> None:
-        html = (await http.get(self.url + "/")).text
-        found = CLIENT_ID.search(html)
-        if not found:
-            raise RuntimeError("no client id in the page")
-        self.client_id = found.group(1)
-
-        async def run_javascript(msg: dict[str, Any]) -> None:
-            self._count(msg)
-            if msg.get("request_id"):  # the page asks whether its charts are drawn: they are
-                await self.sio.emit("javascript_response",
-                                    {"request_id": msg["request_id"], "client_id": self.client_id, "result": True})
-
-        self.sio.on("run_javascript", run_javascript)
-        self.sio.on("update", self._count)
-        self.sio.on("load_js_components", self._count)
-        query = (f"client_id={self.client_id}&next_message_id=0&implicit_handshake=true"
-                 f"&document_id={uuid.uuid4()}&tab_id={uuid.uuid4()}")
-        await self.sio.connect(f"{self.url}?{query}", socketio_path="/_nicegui_ws/socket.io",
-                               transports=["websocket"])
-
-    def _count(self, msg: dict[str, Any]) -> None:
-        self.messages += 1
-        self.bytes += len(str(msg))
-        if isinstance(msg, dict) and isinstance(msg.get("_id"), int):
-            self.next_message_id = msg["_id"] + 1
-
-    async def ack(self) -> None:
-        if self.sio.connected:
-            await self.sio.emit("ack", {"client_id": self.client_id, "next_message_id": self.next_message_id})
-
-
-class Crowd:
-    """Light viewers on their own event loop thread (Playwright's sync API owns the main thread)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.viewers: list[LightViewer] = []
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="light-viewers", daemon=True)
-        self.thread.start()
-        self._acks = asyncio.run_coroutine_threadsafe(self._ack_forever(), self.loop)
-
-    def grow_to(self, count: int) -> None:
-        asyncio.run_coroutine_threadsafe(self._grow(count), self.loop).result(timeout=300)
-
-    async def _grow(self, count: int) -> None:
-        async with httpx.AsyncClient(timeout=60) as http:
-            while len(self.viewers) < count:
-                viewer = LightViewer(self.url)
-                await viewer.open(http)
-                self.viewers.append(viewer)
-
-    async def _ack_forever(self) -> None:
-        while True:
-            await asyncio.sleep(3)
-            for viewer in list(self.viewers):
-                await viewer.ack()
-
-    def close(self) -> None:
-        async def disconnect() -> None:
-            self._acks.cancel()
-            for viewer in self.viewers:
-                await viewer.sio.disconnect()
-
-        asyncio.run_coroutine_threadsafe(disconnect(), self.loop).result(timeout=60)
-        self.loop.call_soon_threadsafe(self.loop.stop)
 
 
 def measure(server: Harness, seconds: float) -> dict[str, Any]:
@@ -180,6 +92,11 @@ def main() -> None:
     print(f"at {steps[-1]} light + {browsers} Chromium: {combined['cpu']:.1f} % of one core "
           f"(target <= {TARGET_CPU_PERCENT:.0f} % at 50), {combined['ticks']['late']} ticks later than 2 x interval "
           f"(target 0)")
+    every = [*results.values(), combined]
+    print(f"worst tick over all steps: longest gap {max(m['ticks']['max_gap_s'] for m in every):.2f} s "
+          f"(target <= 2 x the 1 s interval), worst start delay "
+          f"{max(m['ticks']['max_delay_s'] for m in every) * 1000:.0f} ms, "
+          f"{sum(m['ticks']['late'] for m in every)} late ticks")
 
 
 if __name__ == "__main__":

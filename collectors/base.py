@@ -2,7 +2,9 @@
 
 A collector owns one source and turns each reading into samples and a state document in the store.
 The thread around it catches every exception, records it on the collector's health, backs off and
-retries, so one broken source never stops another.
+retries, so one broken source never stops another. A reading that hangs (a wedged driver, a hung
+network mount) cannot be interrupted from Python; the HangWatch thread notices it, logs it as an
+event while it lasts, and its end is logged when the reading returns.
 """
 
 from __future__ import annotations
@@ -73,17 +75,34 @@ class CollectorHealth:
         now = time.time() if now is None else now
         with self._lock:
             state, error = self.state, self.error
-            hung_for = now - self.busy_since if self.busy_since is not None else 0.0
-            if hung_for > max(HUNG_AFTER_INTERVALS * self.interval_s, 2.0):
+            hung_for = self._hung_for(now)
+            extra: dict[str, Any] = {}
+            if hung_for is not None:
                 state, error = "error", f"hung: a reading has not returned for {hung_for:.0f} s"
+                extra["hung_since"] = self.busy_since
             return {
                 "state": state,
                 "error": error,
                 "last_sample": self.last_sample,
                 "error_count": self.error_count,
                 "interval_s": self.interval_s,
+                **extra,
                 **self.detail,
             }
+
+    @property
+    def hung_after_s(self) -> float:
+        return max(HUNG_AFTER_INTERVALS * self.interval_s, 2.0)
+
+    def _hung_for(self, now: float) -> float | None:
+        """Seconds the current reading has been running, when that is long enough to call it hung."""
+        if self.busy_since is None or now - self.busy_since <= self.hung_after_s:
+            return None
+        return now - self.busy_since
+
+    def hung_for(self, now: float) -> float | None:
+        with self._lock:
+            return self._hung_for(now)
 
 
 class Collector(ABC):
@@ -122,6 +141,8 @@ class CollectorThread:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"collector-{collector.name}", daemon=True)
         self._needs_setup = True
+        self._hang_lock = threading.Lock()
+        self._hung_reported: float | None = None  # when the hung reading started, once it was logged
 
     def start(self) -> None:
         self._thread.start()
@@ -151,8 +172,43 @@ class CollectorThread:
         except Exception:  # closing a broken source must not hide the shutdown
             log.exception("closing collector %s failed", c.name)
 
+    def check_hung(self, now: float) -> bool:
+        """Log a reading that has hung for longer than the health limit, once; True while it hangs.
+        Called from the HangWatch thread: the collector's own thread is the one that is stuck."""
+        health = self.collector.health
+        hung_for = health.hung_for(now)
+        if hung_for is None:
+            return False
+        with self._hang_lock:
+            if self._hung_reported is not None:
+                return True
+            self._hung_reported = now - hung_for
+        name = self.collector.name
+        log.warning("collector %s hung: a reading has not returned for %.0f s", name, hung_for)
+        self.collector.store.events.add(
+            "error", name, f"{name} collector hung: a reading has not returned for {hung_for:.0f} s"
+        )
+        return True
+
+    def _end_hang(self) -> None:
+        """After a reading returned: if it had been logged as hung, log that it is over."""
+        with self._hang_lock:
+            began, self._hung_reported = self._hung_reported, None
+        if began is not None:
+            name = self.collector.name
+            took = time.time() - began
+            log.warning("collector %s: the hung reading returned after %.1f s", name, took)
+            self.collector.store.events.add("info", name, f"{name} collector recovered: the hung reading "
+                                                          f"returned after {took:.0f} s")
+
     def step(self) -> float | None:
         """One supervised reading. Returns None when healthy, else the seconds to wait before retrying."""
+        try:
+            return self._step()
+        finally:
+            self._end_hang()
+
+    def _step(self) -> float | None:
         c, health, events = self.collector, self.collector.health, self.collector.store.events
         now = time.time()
         previous = health.state
@@ -180,3 +236,32 @@ class CollectorThread:
         if previous in ("error", "unavailable"):
             events.add("info", c.name, f"{c.name} collector recovered")
         return None
+
+
+class HangWatch:
+    """One daemon thread that looks at every collector thread every `every_s` and logs hung readings."""
+
+    def __init__(self, threads: list[CollectorThread], every_s: float = 0.5) -> None:
+        self.threads = threads
+        self.every_s = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="collector-hang-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            now = time.time()
+            for thread in self.threads:
+                try:
+                    thread.check_hung(now)
+                except Exception:  # the watch must outlive whatever one check runs into
+                    log.exception("checking collector %s for a hang failed", thread.collector.name)

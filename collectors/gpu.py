@@ -3,7 +3,8 @@
 NVML is initialised once in setup(); a missing driver makes the collector "unavailable" and the
 thread retries setup() later, so loading the driver needs no restart. A GPU that stops answering
 is marked lost on its own while the others keep updating, and is re-opened every tick until it
-answers again. NVML calls cost ~0.4 ms each, so what does not change is read every
+answers again. XID errors arrive as NVML events (collectors/gpu_xid.py), drained without waiting
+each tick. NVML calls cost ~0.4 ms each, so what does not change is read every
 `static_refresh_s`, ECC counters every `ecc_refresh_s`, and the 20 ms PCIe sampling is rationed.
 """
 
@@ -37,6 +38,7 @@ from collectors.gpu_fields import (
     text,
 )
 from collectors.gpu_simulated import SimulatedNvml
+from collectors.gpu_xid import KEPT_PER_GPU, XidEvents, xid_meaning, xid_text
 from collectors.processes import ProcessLookup
 from collectors.redact import Redactor
 from monitor.config import Config
@@ -90,6 +92,7 @@ class _Device:
     pcie: tuple[float | None, float | None] = (None, None)
     pcie_at: float = -math.inf
     lost_reason: str | None = None
+    xids: list[dict[str, Any]] = field(default_factory=list)  # the latest XIDs: {"time", "code", "meaning"}
 
 
 def _due(last: float, now: float, every: float) -> bool:
@@ -128,6 +131,7 @@ class GpuCollector(Collector):
         self.clock = clock
         self._initialized = False
         self._devices: list[_Device] = []
+        self.xid = XidEvents(nvml)
         self._versions: dict[str, str | None] = {
             "driver_version": None,
             "nvml_version": None,
@@ -164,7 +168,8 @@ class GpuCollector(Collector):
             for index in range(count):
                 device = _Device(index)
                 if index in previous:  # keep what we knew, so a lost GPU is not announced twice
-                    device.static, device.lost_reason = previous[index].static, previous[index].lost_reason
+                    old = previous[index]
+                    device.static, device.lost_reason, device.xids = old.static, old.lost_reason, old.xids
                 self._devices.append(device)
                 self._reopen(device, now)
         except _LibraryGone as exc:
@@ -178,6 +183,7 @@ class GpuCollector(Collector):
     def _shutdown(self) -> None:
         if self._initialized:
             self._initialized = False
+            self.xid.release_all()
             with contextlib.suppress(self.nvml.NVMLError):  # the library may already be gone
                 self.nvml.nvmlShutdown()
 
@@ -199,6 +205,7 @@ class GpuCollector(Collector):
         batch = self.batch(now)
         pcie_now = self._pcie_turns(now)
         since_us = int((now - max(2.0 * self.interval_s, 1.0)) * 1e6)
+        self._drain_xids(now)
         try:
             gpus = [self._collect_device(d, now, batch, d.index in pcie_now, since_us) for d in self._devices]
         except _LibraryGone as exc:
@@ -207,6 +214,13 @@ class GpuCollector(Collector):
         self._update_degraded()
         self.push(batch)
         self.store.set_state(STATE_SOURCE, self._document("ok", None, gpus), now)
+
+    def _drain_xids(self, now: float) -> None:
+        for device in self._devices:
+            for code in self.xid.drain(device.index):
+                device.xids = [*device.xids, {"time": now, "code": code, "meaning": xid_meaning(code)}]
+                device.xids = device.xids[-KEPT_PER_GPU:]
+                self.store.events.add("error", "gpu", xid_text(device.index, code))
 
     def _pcie_turns(self, now: float) -> set[int]:
         """The GPUs whose PCIe counters are read this tick: the longest-waiting due ones, at most
@@ -274,6 +288,9 @@ class GpuCollector(Collector):
             return False
         device.reader, device.static, device.static_at = reader, static, now
         device.ecc_at = device.pcie_at = -math.inf
+        note = self.xid.register(device.index, handle)  # once per (re)open: a reset GPU needs a new one
+        if note is not None:
+            self.store.events.add("info", "gpu", note)
         if device.lost_reason is not None:
             device.lost_reason = None
             self.store.events.add("info", "gpu", f"GPU {device.index} recovered")
@@ -313,6 +330,7 @@ class GpuCollector(Collector):
         processes.sort(key=lambda p: (-(p["gpu_memory_bytes"] or 0), p["pid"]))
         entry["processes"] = processes
         entry["lost_reason"] = device.lost_reason
+        entry["xid_errors"] = list(device.xids)
         return entry
 
     def _document(self, state: str, reason: str | None, gpus: list[dict[str, Any]]) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Values are pure functions of the clock (a training-like pattern: long steps at full load, eval
 dips, checkpoint pauses; temperatures lag the load; power tracks its limit), so two readings at
 the same time agree and nothing drifts over months of uptime. A scenario (JSON) can replace the
-generated GPUs, e.g. to put hostile strings in user names and commands, and schedule GPU losses.
+generated GPUs, e.g. to put hostile strings in user names and commands, and schedule faults: GPU
+losses, nvmlInit failures, hung calls and XID errors.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class SimProcess:
     gpu_memory_bytes: int | None
     sm_percent: float | None = None
     type: str = "compute"  # "compute" | "graphics"
+    real: bool = False  # a real pid of this machine: its user and command are read from /proc
 
 
 @dataclass(slots=True)
@@ -73,11 +75,29 @@ READING_FIELDS = frozenset(f.name for f in fields(GpuReading))
 
 @dataclass(frozen=True, slots=True)
 class SimEvent:
-    """GPU `gpu` is lost (or answers again) from `at_s` seconds after the simulation started."""
+    """A scheduled fault, `at_s` seconds after the simulation started (see events_from_scenario)."""
 
     at_s: float
-    gpu: int
-    lost: bool
+    gpu: int | None  # None: the whole library (init_failure)
+    kind: str  # lost | recovered | init_failure | hang | xid
+    until_s: float | None = None  # init_failure: nvmlInit fails until then
+    for_s: float | None = None  # hang: how long the call blocks
+    code: int | None = None  # xid: the XID number
+
+    @property
+    def lost(self) -> bool:
+        return self.kind == "lost"
+
+
+EVENT_KINDS = ("lost", "recovered", "init_failure", "hang", "xid")
+# The keys each kind takes besides at_s and event: a typo must never be silently ignored.
+_EVENT_KEYS: dict[str, frozenset[str]] = {
+    "lost": frozenset({"gpu"}),
+    "recovered": frozenset({"gpu"}),
+    "init_failure": frozenset({"until_s"}),
+    "hang": frozenset({"gpu", "for_s"}),
+    "xid": frozenset({"gpu", "code"}),
+}
 
 
 # Per-GPU process sets, cycled over the GPUs; the last GPU of a multi-GPU box stays idle.
@@ -151,7 +171,8 @@ def default_gpus(count: int) -> list[SimGpu]:
 
 def gpus_from_scenario(scenario: dict[str, Any]) -> list[SimGpu]:
     """Build GPUs from `{"gpus": [{"name": ..., "processes": [{"pid", "user", "command",
-    "gpu_memory_bytes"}]}]}`. Optional per GPU: uuid, memory_total_bytes, power_limit_watts, fan,
+    "gpu_memory_bytes", "real"}]}]}` ("real": true reads user and command of that pid from /proc,
+    as for a real GPU). Optional per GPU: uuid, memory_total_bytes, power_limit_watts, fan,
     and "readings": {GpuReading field: value in NVML units, or null for "not supported"}."""
     entries = scenario.get("gpus") if isinstance(scenario, dict) else None
     if not isinstance(entries, list) or not entries:
@@ -172,6 +193,7 @@ def gpus_from_scenario(scenario: dict[str, Any]) -> list[SimGpu]:
                     str(p.get("command", "")),
                     int(memory) if memory is not None else None,
                     type=str(p.get("type", "compute")),
+                    real=p.get("real") is True,
                 )
             )
         overrides = entry.get("readings") or {}
@@ -194,21 +216,60 @@ def gpus_from_scenario(scenario: dict[str, Any]) -> list[SimGpu]:
     return gpus
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _event(k: int, e: Any, count: int) -> SimEvent:
+    """One entry of a scenario's `events`; a ValueError names its index and what is wrong."""
+    where = f"scenario events[{k}]"
+    if not isinstance(e, dict):
+        raise ValueError(f"{where} must be a mapping")
+    kind = e.get("event")
+    if kind not in EVENT_KINDS:
+        raise ValueError(f"{where}: event must be one of {', '.join(EVENT_KINDS)}, not {kind!r}")
+    unknown = set(e) - {"at_s", "event"} - _EVENT_KEYS[kind]
+    if unknown:
+        takes = ", ".join(["at_s", *sorted(_EVENT_KEYS[kind])])
+        raise ValueError(f"{where} ({kind}): unknown keys {sorted(unknown)}; it takes {takes}")
+    at_s = e.get("at_s")
+    if not _number(at_s) or at_s < 0:
+        raise ValueError(f"{where} ({kind}) needs at_s, seconds >= 0 since the backend started")
+    gpu = e.get("gpu")
+    if "gpu" in _EVENT_KEYS[kind] and (not isinstance(gpu, int) or isinstance(gpu, bool) or not 0 <= gpu < count):
+        raise ValueError(f"{where} ({kind}) needs gpu, a GPU index < {count}, not {gpu!r}")
+    until_s, for_s, code = e.get("until_s"), e.get("for_s"), e.get("code")
+    if kind == "init_failure" and (not _number(until_s) or until_s <= at_s):
+        raise ValueError(f"{where} (init_failure) needs until_s, seconds after at_s ({at_s:g}), not {until_s!r}")
+    if kind == "hang" and (not _number(for_s) or for_s <= 0):
+        raise ValueError(f"{where} (hang) needs for_s, the seconds the call blocks (> 0), not {for_s!r}")
+    if kind == "xid" and (not isinstance(code, int) or isinstance(code, bool) or code <= 0):
+        raise ValueError(f"{where} (xid) needs code, a positive XID number, not {code!r}")
+    return SimEvent(
+        float(at_s),
+        gpu,
+        kind,
+        until_s=float(until_s) if kind == "init_failure" else None,
+        for_s=float(for_s) if kind == "hang" else None,
+        code=code if kind == "xid" else None,
+    )
+
+
 def events_from_scenario(scenario: dict[str, Any] | None, count: int) -> tuple[list[SimEvent], float | None]:
-    """`"events": [{"at_s": 30, "gpu": 1, "event": "lost"}, {"at_s": 60, "gpu": 1, "event":
-    "recovered"}]` and an optional `"repeat_s"` that replays them forever (for a demo wall)."""
+    """`"events"`: a list of faults, times in seconds since the backend started:
+    `{"at_s": 30, "gpu": 1, "event": "lost"}` / `"recovered"`: the GPU stops / starts answering;
+    `{"at_s": 0, "event": "init_failure", "until_s": 8}`: nvmlInit fails (driver not loaded) meanwhile;
+    `{"at_s": 5, "gpu": 0, "event": "hang", "for_s": 6}`: the next call for that GPU blocks for_s;
+    `{"at_s": 3, "gpu": 1, "event": "xid", "code": 79}`: an XID error through the event sets.
+    An optional `"repeat_s"` replays them all forever (for a demo wall)."""
     if scenario is None:
         return [], None
-    events = []
-    for k, e in enumerate(scenario.get("events") or []):
-        ok = isinstance(e, dict) and e.get("event") in ("lost", "recovered") and isinstance(e.get("gpu"), int)
-        if not ok or not 0 <= e["gpu"] < count or not isinstance(e.get("at_s"), int | float):
-            raise ValueError(
-                f"scenario events[{k}] needs at_s, a gpu index < {count} and event lost|recovered"
-            )
-        events.append(SimEvent(float(e["at_s"]), e["gpu"], e["event"] == "lost"))
+    raw = scenario.get("events") or []
+    if not isinstance(raw, list):
+        raise ValueError("scenario events must be a list")
+    events = [_event(k, e, count) for k, e in enumerate(raw)]
     repeat = scenario.get("repeat_s")
-    if repeat is not None and (not isinstance(repeat, int | float) or repeat <= 0):
+    if repeat is not None and (not _number(repeat) or repeat <= 0):
         raise ValueError("scenario repeat_s must be a positive number of seconds")
     return sorted(events, key=lambda e: e.at_s), float(repeat) if repeat is not None else None
 
@@ -218,9 +279,13 @@ def lost_at(events: list[SimEvent], index: int, elapsed: float) -> bool:
     for event in events:
         if event.at_s > elapsed:
             break
-        if event.gpu == index:
+        if event.gpu == index and event.kind in ("lost", "recovered"):
             lost = event.lost
     return lost
+
+
+def init_failing_at(events: list[SimEvent], elapsed: float) -> bool:
+    return any(e.kind == "init_failure" and e.at_s <= elapsed < (e.until_s or 0.0) for e in events)
 
 
 def load_at(gpu: SimGpu, t: float) -> float:

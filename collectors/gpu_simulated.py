@@ -3,14 +3,17 @@
 Same function names, same units, and the real `pynvml` exception classes and constants, so the
 collector handles the simulation and the real library identically. It says it is simulated
 (`simulated = True`, driver version "simulated", GPU names ending in "(simulated)"). The GPUs,
-their processes and values come from collectors.gpu_sim_model.
+their processes and values come from collectors.gpu_sim_model, and so do scheduled faults: a lost
+GPU, a failing nvmlInit, a call that hangs, an XID error delivered through NVML's event sets.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,11 +21,13 @@ import pynvml
 
 from collectors.gpu_sim_model import (
     GpuReading,
+    SimEvent,
     SimGpu,
     SimProcess,
     default_gpus,
     events_from_scenario,
     gpus_from_scenario,
+    init_failing_at,
     load_at,
     lost_at,
     simulate,
@@ -37,6 +42,19 @@ class SimHandle:
     index: int
 
 
+@dataclass(eq=False, slots=True)
+class SimEventSet:
+    """An nvmlEventSet_t: the event types registered per GPU and the events not yet waited for."""
+
+    registered: dict[int, int] = field(default_factory=dict)  # GPU index → event type mask
+    pending: deque[SimpleNamespace] = field(default_factory=deque)
+    freed: bool = False
+
+
+SUPPORTED_EVENT_TYPES = pynvml.nvmlEventTypeXidCriticalError
+NO_INSTANCE = 0xFFFFFFFF
+
+
 class SimulatedNvml:
     """Same function names as `pynvml` (nvmlInit, nvmlDeviceGet..., NVMLError_*, NVML_* constants)."""
 
@@ -48,15 +66,57 @@ class SimulatedNvml:
         count: int = 4,
         scenario: dict[str, Any] | None = None,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """`count` generated GPUs, or the GPUs, processes and events of `scenario` (see
         collectors.gpu_sim_model.gpus_from_scenario / events_from_scenario)."""
         self.clock = clock
+        self.sleep = sleep
         self.gpus = gpus_from_scenario(scenario) if scenario is not None else default_gpus(count)
         self.events, self.repeat_s = events_from_scenario(scenario, len(self.gpus))
         self.started = clock()
         self._init_count = 0
         self._cache: dict[int, tuple[float, GpuReading]] = {}
+        self._event_sets: list[SimEventSet] = []
+        self._fired: set[tuple[int, int]] = set()  # (repeat cycle, event index) of hangs and XIDs done
+        self._lock = threading.Lock()
+
+    # -- scheduled faults ---------------------------------------------------------------------------
+    def _elapsed(self) -> tuple[float, int]:
+        """Seconds into the scenario, and which replay (repeat_s) of it this is."""
+        elapsed = self.clock() - self.started
+        if self.repeat_s:
+            return elapsed % self.repeat_s, int(elapsed // self.repeat_s)
+        return elapsed, 0
+
+    def _take_due(self, kind: str, index: int | None = None) -> list[SimEvent]:
+        """The `kind` events (of GPU `index`) due now and not yet fired in this replay; each fires once."""
+        if not any(e.kind == kind for e in self.events):
+            return []
+        elapsed, cycle = self._elapsed()
+        due = []
+        with self._lock:
+            for k, event in enumerate(self.events):
+                ok = event.kind == kind and (index is None or event.gpu == index)
+                if ok and event.at_s <= elapsed and (cycle, k) not in self._fired:
+                    self._fired.add((cycle, k))
+                    due.append(event)
+        return due
+
+    def emit_xid(self, index: int, code: int) -> None:
+        """Deliver an XID error of GPU `index` to every event set registered for it (as the driver does)."""
+        with self._lock:
+            for event_set in self._event_sets:
+                if event_set.registered.get(index, 0) & pynvml.nvmlEventTypeXidCriticalError:
+                    event_set.pending.append(
+                        SimpleNamespace(
+                            device=SimHandle(index),
+                            eventType=pynvml.nvmlEventTypeXidCriticalError,
+                            eventData=code,
+                            gpuInstanceId=NO_INSTANCE,
+                            computeInstanceId=NO_INSTANCE,
+                        )
+                    )
 
     # -- hooks the test double overrides ------------------------------------------------------------
     def _system(self, fn: str) -> None:
@@ -68,8 +128,9 @@ class SimulatedNvml:
         if not 0 <= index < len(self.gpus):
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
         if self.events:
-            elapsed = self.clock() - self.started
-            if lost_at(self.events, index, elapsed % self.repeat_s if self.repeat_s else elapsed):
+            for hang in self._take_due("hang", index):  # the collector thread blocks, as on a wedged GPU
+                self.sleep(hang.for_s or 0.0)
+            if lost_at(self.events, index, self._elapsed()[0]):
                 raise pynvml.NVMLError(pynvml.NVML_ERROR_GPU_IS_LOST)
         return self.gpus[index]
 
@@ -105,6 +166,8 @@ class SimulatedNvml:
 
     # -- library ----------------------------------------------------------------------------------
     def nvmlInit(self) -> None:
+        if self.events and init_failing_at(self.events, self._elapsed()[0]):
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_DRIVER_NOT_LOADED)
         self._init_count += 1
 
     def nvmlShutdown(self) -> None:
@@ -224,18 +287,71 @@ class SimulatedNvml:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
         return samples
 
+    # -- events (XID errors) ------------------------------------------------------------------------
+    def nvmlEventSetCreate(self) -> SimEventSet:
+        self._system("nvmlEventSetCreate")
+        event_set = SimEventSet()
+        with self._lock:
+            self._event_sets.append(event_set)
+        return event_set
+
+    def nvmlDeviceGetSupportedEventTypes(self, handle: SimHandle) -> int:
+        self._handle(handle, "nvmlDeviceGetSupportedEventTypes")
+        return SUPPORTED_EVENT_TYPES
+
+    def nvmlDeviceRegisterEvents(self, handle: SimHandle, event_types: int, event_set: SimEventSet) -> None:
+        gpu = self._handle(handle, "nvmlDeviceRegisterEvents")
+        if not isinstance(event_set, SimEventSet) or event_set.freed:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        if event_types & ~SUPPORTED_EVENT_TYPES:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        with self._lock:
+            event_set.registered[gpu.index] = event_set.registered.get(gpu.index, 0) | event_types
+
+    def nvmlEventSetWait_v2(self, event_set: SimEventSet, timeout_ms: int) -> SimpleNamespace:
+        self._system("nvmlEventSetWait_v2")
+        if not isinstance(event_set, SimEventSet) or event_set.freed:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        for event in self._take_due("xid"):
+            self.emit_xid(event.gpu or 0, event.code or 0)
+        with self._lock:
+            if event_set.pending:
+                return event_set.pending.popleft()
+        if timeout_ms > 0:
+            self.sleep(timeout_ms / 1000.0)
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_TIMEOUT)
+
+    def nvmlEventSetWait(self, event_set: SimEventSet, timeout_ms: int) -> SimpleNamespace:
+        return self.nvmlEventSetWait_v2(event_set, timeout_ms)
+
+    def nvmlEventSetFree(self, event_set: SimEventSet) -> None:
+        self._system("nvmlEventSetFree")
+        if not isinstance(event_set, SimEventSet) or event_set.freed:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        with self._lock:
+            event_set.freed = True
+            self._event_sets.remove(event_set)
+
     # -- simulated processes ------------------------------------------------------------------------
-    def process_info(self, pid: int) -> ProcessInfo:
-        """The user and raw command of a simulated pid (a collectors.processes resolver)."""
+    def process_info(self, pid: int) -> ProcessInfo | None:
+        """The user and raw command of a simulated pid (a collectors.processes resolver); None for a
+        scenario process marked "real", which is then read from /proc like a real GPU's process."""
         for gpu in self.gpus:
             for p in gpu.processes:
                 if p.pid == pid:
-                    return ProcessInfo(p.user, p.command)
+                    return None if p.real else ProcessInfo(p.user, p.command)
         return ProcessInfo(None, None)  # never fall through to a real process that has this pid
 
 
 # Expose the same constants and error classes as the real module.
-_EXPOSED = ("NVML_", "NVMLError_", "nvmlClocksEventReason", "nvmlClocksThrottleReason", "nvmlMemory_v")
+_EXPOSED = (
+    "NVML_",
+    "NVMLError_",
+    "nvmlClocksEventReason",
+    "nvmlClocksThrottleReason",
+    "nvmlMemory_v",
+    "nvmlEventType",
+)
 for _name in dir(pynvml):
     if _name.startswith(_EXPOSED):
         setattr(SimulatedNvml, _name, getattr(pynvml, _name))

@@ -1,9 +1,13 @@
 """Host collector: CPU, load, memory, swap, disk and network throughput, temperatures and the disk
-usage of the run roots, read through psutil without blocking and without walking processes."""
+usage of the run roots, read through psutil without blocking and without walking processes.
+
+The disk usage of a run root is read in a thread of its own: statvfs on a hung network mount blocks
+in the kernel for minutes, and one dead NFS server must not stall the CPU and memory readings."""
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -144,6 +148,86 @@ def read_disk_usage(path: Path) -> dict[str, Any]:
     }
 
 
+class _DiskRead:
+    """One disk-usage reading running in its own daemon thread (a hung one never blocks shutdown)."""
+
+    def __init__(self, path: Path, read: Callable[[Path], dict[str, Any]], started: float) -> None:
+        self.path = path
+        self.started = started
+        self.result: dict[str, Any] | None = None
+        self.done = threading.Event()
+        self._read = read
+        threading.Thread(target=self._run, name="host-disk-usage", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self.result = self._read(self.path)
+        except Exception as exc:  # a reader that fails must still answer
+            self.result = {"path": str(self.path), "error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            self.done.set()
+
+
+class DiskUsageReader:
+    """Disk usage of each path, each read in its own thread; a tick waits at most `timeout_s` for all
+    of them. A read still running shows the path's previous reading for up to `hung_after_s` (a slow
+    mount does not flap), then "not responding"; it is not started again until it returns, so a hung
+    mount costs one blocked thread, not one per tick."""
+
+    def __init__(
+        self,
+        paths: Iterable[Path],
+        timeout_s: float = 0.5,
+        read: Callable[[Path], dict[str, Any]] = read_disk_usage,
+        clock: Callable[[], float] = time.monotonic,
+        hung_after_s: float = 5.0,
+    ) -> None:
+        self.paths = list(paths)
+        self.timeout_s = timeout_s
+        self.hung_after_s = hung_after_s
+        self._read = read
+        self._clock = clock
+        self._pending: dict[Path, _DiskRead] = {}
+        self._last: dict[Path, dict[str, Any]] = {}
+
+    def read(self) -> list[dict[str, Any]]:
+        start = self._clock()
+        for path in self.paths:  # all reads run side by side: one slow path does not delay the others
+            if path not in self._pending:
+                self._pending[path] = _DiskRead(path, self._read, start)
+        deadline = start + self.timeout_s
+        results = []
+        for path in self.paths:
+            pending = self._pending[path]
+            pending.done.wait(max(0.0, deadline - self._clock()))
+            waited = self._clock() - pending.started
+            if pending.done.is_set() and pending.result is not None:
+                del self._pending[path]
+                results.append(pending.result)
+                self._last[path] = pending.result
+            elif path in self._last and waited < self.hung_after_s:
+                results.append(self._last[path])
+            else:
+                results.append({"path": str(path), "error": f"not responding for {waited:.0f} s (hung mount?)"})
+        return results
+
+    def stuck(self) -> int:
+        """Reads still running (each holds one thread)."""
+        return sum(1 for p in self._pending.values() if not p.done.is_set())
+
+
+def disk_problems(disks: list[dict[str, Any]], full_ratio: float) -> list[str]:
+    """One line per run-root disk that cannot be read or is at least `full_ratio` full."""
+    problems = []
+    for d in disks:
+        ratio = d.get("used_ratio")
+        if d.get("error"):
+            problems.append(f"disk of run root {d['path']}: {d['error']}")
+        elif isinstance(ratio, float) and ratio >= full_ratio:
+            problems.append(f"disk of run root {d['path']} is {100 * ratio:.0f} % full")
+    return problems
+
+
 def _disk_io() -> tuple[int, int] | None:
     try:
         counters = psutil.disk_io_counters(perdisk=False)
@@ -175,9 +259,16 @@ class HostCollector(Collector):
         interval_s: float,
         disk_paths: Iterable[Path | str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        disk_full_ratio: float = 0.90,
+        disk_timeout_s: float | None = None,
     ) -> None:
+        """`disk_full_ratio`: a run root's disk this full makes the health degraded (thresholds.disk_ratio);
+        `disk_timeout_s`: how long a tick waits for disk usage (default: a quarter interval, ≤ 0.5 s)."""
         super().__init__(store, interval_s)
         self.disk_paths = list(dict.fromkeys(Path(p) for p in disk_paths or ()))
+        self.disk_full_ratio = disk_full_ratio
+        timeout = disk_timeout_s if disk_timeout_s is not None else min(0.5, interval_s / 4)
+        self.disk_usage = DiskUsageReader(self.disk_paths, timeout)
         self._clock = clock
         self._disk_read = CounterRate()
         self._disk_write = CounterRate()
@@ -207,7 +298,7 @@ class HostCollector(Collector):
         net_tx = self._net_tx.update(net[1] if net else None, t)
 
         temperatures = read_temperatures()
-        disks = [read_disk_usage(p) for p in self.disk_paths]
+        disks = self.disk_usage.read()
         boot_time = float(psutil.boot_time())
 
         b = self.batch(now)
@@ -258,3 +349,6 @@ class HostCollector(Collector):
             },
             now,
         )
+        problems = disk_problems(disks, self.disk_full_ratio)
+        # Replace rather than mutate: views read the dict from other threads.
+        self.health.detail = {"degraded": "; ".join(problems)} if problems else {}

@@ -6,8 +6,8 @@ its hysteresis). The engine (monitor/alerts.py) turns those into pending → act
 rule's durations. A reading that is missing or stale is *unknown*: the alert keeps its state rather
 than clearing (or raising) on data that says nothing.
 
-XID errors are not available: the GPU collector does not subscribe to NVML events, so the state
-document carries none. A GPU that falls off the bus (XID 79) stops answering and is `gpu_lost`.
+XID errors are events, not states: the GPU collector puts each GPU's latest ones on its document
+(`xid_errors`), and `gpu_xid` holds while one is younger than its `hold_s`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from collectors.gpu_xid import xid_text
 from monitor.config import Config
 from monitor.store import Store
 
@@ -96,7 +97,8 @@ class AlertRules:
         self._runs_now: list[dict[str, Any]] | None = None
         self.rules: dict[str, Callable[[float], RuleResult]] = {
             name: fn for name, fn in (
-                ("gpu_lost", self.gpu_lost), ("gpu_hot", self.gpu_hot), ("gpu_memory_full", self.gpu_memory_full),
+                ("gpu_lost", self.gpu_lost), ("gpu_xid", self.gpu_xid), ("gpu_hot", self.gpu_hot),
+                ("gpu_memory_full", self.gpu_memory_full),
                 ("gpu_idle", self.gpu_idle), ("disk_full", self.disk_full), ("run_crashed", self.run_crashed),
                 ("run_stalled", self.run_stalled), ("collector_down", self.collector_down),
             ) if getattr(self.alerts, name).enabled
@@ -168,6 +170,29 @@ class AlertRules:
                         {"gpu": i},
                     )
                 )
+        return result
+
+    def gpu_xid(self, now: float) -> RuleResult:
+        gpus, rule = self._gpus(), self.alerts.gpu_xid
+        if gpus is None:
+            return RuleResult(known=False)
+        result = RuleResult()
+        for gpu in gpus:
+            i = gpu["index"]
+            recent = [
+                x for x in gpu.get("xid_errors") or []
+                if now - x["time"] < rule.hold_s and x["code"] not in rule.ignore_codes
+            ]  # fmt: skip
+            if not recent:
+                result.add(Observation(f"gpu{i}", f"GPU {i}", f"GPU {i} XID error", False, False))
+                continue
+            last, codes = recent[-1], sorted({x["code"] for x in recent})
+            message = xid_text(i, last["code"])
+            if len(recent) > 1:
+                span = duration_text(now - recent[0]["time"])
+                message += f" ({len(recent)} XIDs in the last {span}: {', '.join(map(str, codes))})"
+            details = {"gpu": i, "uuid": gpu.get("uuid"), "codes": codes, "last_xid_at": last["time"]}
+            result.add(Observation(f"gpu{i}", f"GPU {i}", f"GPU {i} XID {last['code']}", True, True, message, details))
         return result
 
     def gpu_hot(self, now: float) -> RuleResult:

@@ -6,9 +6,10 @@ import math
 import time
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
 
+from monitor.http_guard import MAX_CURSOR
 from monitor.run_gpus import gpus_with_runs, join_document
 from monitor.store import Store
 
@@ -47,6 +48,7 @@ def snapshot(store: Store) -> dict[str, Any]:
     gpu_state = store.state("gpu")
     system_state = store.state("system")
     gpu_doc: dict[str, Any] = gpu_state[1] if gpu_state else {}
+    remote = store.remote.view()
     return json_safe(
         {
             "host": store.host,
@@ -57,6 +59,9 @@ def snapshot(store: Store) -> dict[str, Any]:
             "gpus_time": gpu_state[0] if gpu_state else None,
             "system": system_state[1] if system_state else None,
             "system_time": system_state[0] if system_state else None,
+            # the other hosts, when the prometheus source is on (README "A wall for many servers")
+            "hosts": [h.as_dict() for h in remote.hosts],
+            "hosts_source": remote.source.as_dict() if remote.source.url else None,
         }
     )
 
@@ -72,7 +77,7 @@ def register_api(app: FastAPI, store: Store) -> None:
         return JSONResponse(snapshot(store))
 
     @app.get("/api/events")
-    def get_events(after: int = 0, limit: int = 200) -> JSONResponse:
+    def get_events(after: int = Query(0, ge=0, le=MAX_CURSOR), limit: int = 200) -> JSONResponse:
         limit = max(1, min(limit, 1000))
         events = store.events.read_after(after, limit)
         return JSONResponse({"cursor": store.events.cursor, "events": [e.as_dict() for e in events]})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from collectors.base import Collector, CollectorThread
+from collectors.base import Collector, CollectorThread, HangWatch
 from collectors.registry import build_collectors
 from monitor.config import Config
 from monitor.store import Store
@@ -28,6 +28,7 @@ class Monitor:
         )
         self.collectors = build_collectors(config, self.store) if collectors is None else collectors
         self.threads = [CollectorThread(c) for c in self.collectors]
+        self.hang_watch = HangWatch(self.threads)
         self.started = False
 
     def start(self) -> None:
@@ -36,11 +37,13 @@ class Monitor:
         self.started = True
         for thread in self.threads:
             thread.start()
+        self.hang_watch.start()
         names = ", ".join(c.name for c in self.collectors) or "none"
         self.store.events.add("info", "labwall", f"labwall started on {self.config.host_label} (collectors: {names})")
 
     def stop(self, timeout_s: float = 4.0) -> bool:
         """Stop every collector thread; True when all have ended within `timeout_s`."""
+        self.hang_watch.stop()
         for thread in self.threads:
             thread.stop()
         deadline = time.monotonic() + timeout_s

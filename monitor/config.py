@@ -164,6 +164,17 @@ class GpuLostAlert(AlertRule):
     clear_after_s: Seconds = 30.0
 
 
+class GpuXidAlert(AlertRule):
+    """XIDs are events, not states: each one keeps the alert raised for `hold_s`."""
+
+    severity: Severity = "critical"
+    for_s: Seconds = 0.0
+    clear_after_s: Seconds = 0.0
+    hold_s: PositiveSeconds = 600.0
+    # XIDs that raise nothing (still logged), e.g. [13, 31, 43]: faults of the application, not the GPU.
+    ignore_codes: list[Annotated[int, Field(gt=0)]] = Field(default_factory=list)
+
+
 class DiskFullAlert(AlertRule):
     severity: Severity = "critical"
     for_s: Seconds = 60.0
@@ -215,6 +226,7 @@ class AlertsConfig(Section):
     gpu_hot: GpuHotAlert = Field(default_factory=GpuHotAlert)
     gpu_memory_full: GpuMemoryAlert = Field(default_factory=GpuMemoryAlert)
     gpu_lost: GpuLostAlert = Field(default_factory=GpuLostAlert)
+    gpu_xid: GpuXidAlert = Field(default_factory=GpuXidAlert)
     disk_full: DiskFullAlert = Field(default_factory=DiskFullAlert)
     run_stalled: RunStalledAlert = Field(default_factory=RunStalledAlert)
     run_crashed: RunCrashedAlert = Field(default_factory=RunCrashedAlert)
@@ -240,6 +252,47 @@ class EventsConfig(Section):
     capacity: int = Field(1000, ge=10, le=1_000_000)
 
 
+class PrometheusConfig(Section):
+    """The multi-host wall: every host a Prometheus server scrapes (collectors/prometheus_source.py)."""
+
+    url: str | None = None  # None: off (the wall shows this host only)
+    # Regex on the host name (Prometheus' RE2 syntax, anchored): which hosts the wall shows.
+    host_selector: str = Field(".+", min_length=1)
+    interval_s: PositiveSeconds = 2.0
+    # Each query waits at most this long; a slow or dead Prometheus never freezes the wall.
+    timeout_s: float = Field(2.0, gt=0, le=60, allow_inf_nan=False)
+    lookback_s: float = Field(600.0, ge=10, le=86400, allow_inf_nan=False)  # span of the per-host sparklines
+    range_every: int = Field(5, ge=1, le=1000)  # sparklines (range queries) are refreshed every N ticks
+    # labwall: labwall's own /metrics; dcgm: NVIDIA DCGM-exporter plus node_exporter.
+    flavor: Literal["labwall", "dcgm"] = "labwall"
+    dcgm_host_label: str = Field("Hostname", min_length=1)  # DCGM series label holding the host name
+    node_host_label: str = Field("instance", min_length=1)  # node_exporter label holding it (":port" dropped)
+    forget_after_s: PositiveSeconds = 86400.0  # a host down this long leaves the wall
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not re.match(r"^https?://[^\s/]+\S*$", url):
+            raise ValueError("must be an http:// or https:// URL of a Prometheus server (or null for off)")
+        return url.rstrip("/") if url else url
+
+    @field_validator("host_selector")
+    @classmethod
+    def _regex(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"{pattern!r} is not a valid regular expression ({exc})") from None
+        return pattern
+
+    @field_validator("dcgm_host_label", "node_host_label")
+    @classmethod
+    def _label_name(cls, name: str) -> str:
+        if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name):
+            raise ValueError("must be a Prometheus label name (letters, digits, _; not starting with a digit)")
+        return name
+
+
 class Config(Section):
     host_label: str = Field(default_factory=socket.gethostname, min_length=1, max_length=128)
     server: ServerConfig = Field(default_factory=ServerConfig)
@@ -253,6 +306,7 @@ class Config(Section):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     redaction: RedactionConfig = Field(default_factory=RedactionConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
+    prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)
 
     @model_validator(mode="after")
     def _window_holds_samples(self) -> Config:

@@ -339,6 +339,17 @@ class RunRegistry:
             runs = sorted(self._runs.values(), key=lambda r: -(r.updated or r.started))
             return [r.summary(self.main_metric(r)) for r in runs]
 
+    def latest(self) -> list[dict[str, Any]]:
+        """Every run's identity, status and the latest value of each metric (/metrics): the cost
+        grows with the number of runs and metrics, never with their history."""
+        with self._lock:
+            return [
+                {"id": r.id, "name": r.name, "root": r.root, "status": r.status, "step": r.step,
+                 "updated": r.updated, "bad_lines": r.bad_lines,
+                 "metrics": {name: s.last_value() for name, s in r.metrics.items()}}
+                for r in self._runs.values()
+            ]
+
     def metric_names(self, run_id: str) -> list[str] | None:
         with self._lock:
             run = self._runs.get(run_id)

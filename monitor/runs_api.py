@@ -4,6 +4,7 @@ GET /api/runs                               every run, most recently updated fir
 GET /api/runs/{id}                          one run's summary
 GET /api/runs/{id}/metrics/{metric}         {"points": [[step, time, value], ...], "cursor", "reset"}
     ?after=CURSOR                           only the points after a cursor from an earlier answer
+                                            (0 ≤ CURSOR < 2^63; anything else answers 400)
 Unknown runs or metrics, and anything that is not a run id (`..`, `%2f`, ...) answer a JSON 404;
 a run id is only ever looked up in the registry, never used as a path.
 """
@@ -12,10 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
 
 from monitor.api import json_safe
+from monitor.http_guard import MAX_CURSOR
 from monitor.run_gpus import runs_with_gpu_readings
 from monitor.run_registry import valid_run_id
 from monitor.store import Store
@@ -40,10 +42,10 @@ def register_runs_api(app: FastAPI, store: Store) -> None:
         return JSONResponse(json_safe(runs_with_gpu_readings([summary], store)[0]))
 
     @app.get("/api/runs/{run_id}/metrics/{metric:path}")
-    def get_metric(run_id: str, metric: str, after: int = 0) -> JSONResponse:
+    def get_metric(run_id: str, metric: str, after: int = Query(0, ge=0, le=MAX_CURSOR)) -> JSONResponse:
         if not valid_run_id(run_id):
             return _not_found("no such run")
-        read = registry.read_metric_after(run_id, metric, max(0, after))
+        read = registry.read_metric_after(run_id, metric, after)
         if read is None:
             known = registry.metric_names(run_id)
             return _not_found("no such run" if known is None else "no such metric")

@@ -14,6 +14,8 @@ from monitor.api import register_api
 from monitor.app import Monitor
 from monitor.config import Config
 from monitor.demo_trainer import start_demo_trainer, stop_demo_trainer
+from monitor.http_guard import install_request_guard
+from monitor.metrics import register_metrics
 from monitor.runs_api import register_runs_api
 from monitor.service import install_service_hooks
 from monitor.wall import register_wall
@@ -37,9 +39,11 @@ def run_demo_trainer(directory: Path) -> None:
 
 def serve(config: Config, demo_runs: Path | None = None) -> None:
     monitor = Monitor(config)
+    install_request_guard(app)  # oversized headers, unknown paths, bad query parameters: a short 4xx
     register_api(app, monitor.store)
     register_alerts_api(app, monitor.store)
     register_runs_api(app, monitor.store)
+    register_metrics(app, monitor.store)
     if demo_runs is not None:
         run_demo_trainer(demo_runs)
     register_wall(monitor)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from monitor.remote_hosts import RemoteHosts
 from monitor.ringbuffer import Chunk, RingBuffer
 from monitor.run_registry import RunRegistry
 from monitor.samples import Event, Level, Sample, SeriesKey
@@ -116,6 +117,7 @@ class Store:
         self.max_series = max_series
         self.events = EventLog(event_capacity)
         self.runs = RunRegistry(self.events)
+        self.remote = RemoteHosts()  # other hosts, as a Prometheus server sees them (prometheus collector)
         self._series: dict[SeriesKey, Series] = {}
         self._states: dict[str, tuple[float, Any]] = {}
         self._health: dict[str, HealthSource] = {}

@@ -11,6 +11,8 @@ fixed by the test, and every call can be made to fail:
     fake.init_error = pynvml.NVML_ERROR_DRIVER_NOT_LOADED   # nvmlInit fails until set to None
     fake.library_error = pynvml.NVML_ERROR_UNINITIALIZED    # every call fails (driver unloaded)
     fake.crash["nvmlDeviceGetUtilizationRates"] = RuntimeError("boom")  # a non-NVML exception
+    fake.xid(2, 79)                                # XID 79 on GPU 2, to the event sets registered for it
+    fake.set_unsupported("nvmlDeviceRegisterEvents", index=1)  # GPU 1 cannot report XIDs
     fake.calls["nvmlDeviceGetName"]                # how often each function was called
 """
 
@@ -78,6 +80,9 @@ class FakeNvml(SimulatedNvml):
 
     def restore(self, index: int) -> None:
         self.lost.pop(index, None)
+
+    def xid(self, index: int, code: int) -> None:
+        self.emit_xid(index, code)
 
     def add_process(
         self,

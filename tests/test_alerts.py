@@ -22,6 +22,7 @@ from collectors.host import HostCollector
 from monitor.alerts_api import alerts_view, register_alerts_api
 from monitor.config import ConfigError, parse_config
 from monitor.store import Store
+from monitor.wall.alert_banner import alert_cells
 
 # -- gpu_hot ---------------------------------------------------------------------------------------
 
@@ -411,6 +412,30 @@ def test_api_lists_active_largest_first_and_recent() -> None:
     assert [a["id"] for a in body["recent"]] == ["gpu_hot:gpu1"]
     assert body["enabled"] is True and body["host"] == HOST and body["raised_total"] == 4
     assert alerts_view(Store("h"))["active"] == []
+
+
+def test_banner_cells_name_the_largest_then_the_next_four_and_count_the_rest() -> None:
+    lab = Lab(make_config({"gpu_hot": {"for_s": 0}, "gpu_lost": {"for_s": 0}}), count=8)
+    lab.tick()
+    assert alert_cells(lab.store, lab.t)["al"].level == "off"
+    for i in (5, 1, 6, 2, 7):  # hot one after the other: raised in this order
+        lab.fake.readings[i].temperature_c = 95
+        lab.tick()
+    lab.fake.lose(3)
+    lab.tick()
+    cells = alert_cells(lab.store, lab.t)
+    assert (cells["al"].level, cells["al.sev"].text, cells["al.title"].text) == ("crit", "CRITICAL", "GPU 3 lost")
+    assert cells["al.subj"].text == ""  # the title names it already
+    others = [cells[f"al.o{k}"] for k in range(4)]
+    assert [c.text for c in others] == ["GPU 5 hot", "GPU 1 hot", "GPU 6 hot", "GPU 2 hot"]
+    assert {c.level for c in others} == {"warn"} and cells["al.others"].level == ""
+    assert (cells["al.more"].text, cells["al.more"].level) == ("+ 1 more alert", "")  # GPU 7
+    lab.fake.restore(3)
+    lab.tick(60)
+    cells = alert_cells(lab.store, lab.t)
+    assert (cells["al"].level, cells["al.title"].text, cells["al.age"].text) == ("warn", "GPU 5 hot", "1 min ago")
+    assert [cells[f"al.o{k}"].text for k in range(4)] == ["GPU 1 hot", "GPU 6 hot", "GPU 2 hot", "GPU 7 hot"]
+    assert cells["al.more"].level == "off"
 
 
 def test_recent_list_is_bounded() -> None:

@@ -41,7 +41,7 @@ GPU_KEYS = {
     "memory_used_bytes", "memory_total_bytes", "temperature_celsius", "power_draw_watts", "power_limit_watts",
     "fan_percent", "clock_sm_mhz", "clock_memory_mhz", "pstate", "throttle_reasons",
     "pcie_rx_bytes_per_second", "pcie_tx_bytes_per_second", "ecc_errors_corrected", "ecc_errors_uncorrected",
-    "processes", "lost_reason",
+    "processes", "lost_reason", "xid_errors",
 }  # fmt: skip
 DOC_KEYS = {
     "backend", "simulated", "state", "reason", "driver_version", "nvml_version", "cuda_driver_version",
@@ -100,7 +100,7 @@ def test_eight_gpus_report_the_doubles_values() -> None:
             "fan_percent": 30.0 + i, "clock_sm_mhz": 1400 + i, "clock_memory_mhz": 2600 + i, "pstate": "P0",
             "throttle_reasons": [], "pcie_rx_bytes_per_second": 1024.0 * 1000 * (i + 1),
             "pcie_tx_bytes_per_second": 1024.0 * 500 * (i + 1), "ecc_errors_corrected": i,
-            "ecc_errors_uncorrected": 0, "processes": [], "lost_reason": None,
+            "ecc_errors_uncorrected": 0, "processes": [], "lost_reason": None, "xid_errors": [],
         }  # fmt: skip
         expected = {
             "gpu_utilization_percent": 10 + i, "gpu_memory_utilization_percent": 20 + i,
@@ -302,9 +302,10 @@ def test_lost_gpu_is_marked_alone_and_recovers(code: int, reason: str) -> None:
     assert lost["status"] == "lost" and lost["lost_reason"] == reason
     assert (lost["index"], lost["uuid"], lost["name"]) == (3, "GPU-fake-0003", "Fake GPU 3")
     assert all(
-        lost[k] is None for k in GPU_KEYS - {"index", "uuid", "name", "status", "processes", "lost_reason"}
+        lost[k] is None
+        for k in GPU_KEYS - {"index", "uuid", "name", "status", "processes", "lost_reason", "xid_errors"}
     )
-    assert lost["processes"] == []
+    assert lost["processes"] == [] and lost["xid_errors"] == []  # a lost GPU keeps its XID history
     assert [g["status"] for g in gpus] == ["ok", "ok", "ok", "lost", "ok", "ok", "ok", "ok"]
     assert gpus[0]["utilization_gpu_percent"] == 77.0
     assert latest(store, "gpu_utilization_percent", 0)[1] == 77.0  # type: ignore[index]

@@ -34,6 +34,7 @@ WALK_BUDGET_S = 0.05
 STATUS_EVERY_S = 1.0
 TARGET_DEBOUNCE_S = 0.3
 MAX_PROBLEMS_SHOWN = 20
+RESTART_SHOWN_S = 3.0  # a file-watcher restart stays in /healthz this long, so a poller sees it happened
 
 
 @dataclass
@@ -84,6 +85,7 @@ class RunsCollector(Collector):
         self.problems: dict[str, str] = {}
         self.reported: set[str] = set()
         self.missing_roots: list[str] = []
+        self.last_rescan: float | None = None  # when the last full walk of the roots ended
         self.dirty: set[str] = set()  # runs whose status must be derived again
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -180,7 +182,7 @@ class RunsCollector(Collector):
     def _reconcile(self, walk: DiscoveryWalk, now: float) -> None:
         full = not self.walk_targets
         if full:
-            self.missing_roots = walk.missing_roots
+            self._note_missing_roots(walk.missing_roots)
             self.problems = dict(walk.problems)
             self.sniff.forget_missing(walk.text_files)
             if len(self.reported) > 10_000:
@@ -211,7 +213,21 @@ class RunsCollector(Collector):
         if full and not self.initial_scan_done:
             self.initial_scan_done = True
             self.store.events.add("info", "runs", f"found {len(self.runs)} runs under {len(self.roots)} root(s)")
-        self._report_health()
+        if full:
+            self.last_rescan = time.time()  # when it ended: what came before it has been looked at
+        self._report_health(now)
+
+    def _note_missing_roots(self, missing: list[str]) -> None:
+        """Log a root that disappeared (removed, unmounted) or came back, once per change."""
+        for root in missing:
+            if root not in self.missing_roots:
+                log.warning("run root %s is missing", root)
+                self.store.events.add("warning", "runs", f"run root {root} is missing (removed or unmounted); "
+                                                         "its runs are kept until it is back")
+        for root in self.missing_roots:
+            if root not in missing:
+                self.store.events.add("info", "runs", f"run root {root} is back")
+        self.missing_roots = missing
 
     def _upsert(self, layout: RunLayout, now: float) -> None:
         run_id = run_id_for(layout.path, layout.name)
@@ -361,7 +377,7 @@ class RunsCollector(Collector):
     def _update_statuses(self, now: float, everything: bool) -> None:
         if everything:
             self.next_status = now + STATUS_EVERY_S
-            self._report_health()
+            self._report_health(now)
         dirty, self.dirty = self.dirty, set()
         for state in self.runs.values() if everything else [self.runs[i] for i in dirty if i in self.runs]:
             if state.deleted or not (state.id in dirty or state.time_bound):
@@ -398,7 +414,7 @@ class RunsCollector(Collector):
             self.dirty.add(run_id)
 
     # -- health ----------------------------------------------------------------------------------
-    def _report_health(self) -> None:
+    def _report_health(self, now: float) -> None:
         detail: dict[str, object] = {
             "runs": sum(1 for s in self.runs.values() if not s.deleted),
             "roots": {r: ("missing" if r in self.missing_roots else "ok") for r in self.roots},
@@ -406,9 +422,16 @@ class RunsCollector(Collector):
             "backlog_files": len(self.in_backlog),
             "watch": self.watcher.state() if self.watcher else {"events": "off (runs.use_events: false)"},
             "problems": [f"{p}: {r}" for p, r in list(self.problems.items())[:MAX_PROBLEMS_SHOWN]],
+            "last_rescan": self.last_rescan,
         }
+        degraded = []
         if self.missing_roots:
-            detail["degraded"] = "run root missing: " + ", ".join(self.missing_roots)
+            degraded.append("run root missing: " + ", ".join(self.missing_roots))
+        restart = self.watcher.last_restart if self.watcher else None
+        if restart is not None and 0 <= now - restart[0] < RESTART_SHOWN_S:
+            degraded.append(f"file watcher restarted {now - restart[0]:.0f} s ago ({restart[1]})")
+        if degraded:
+            detail["degraded"] = "; ".join(degraded)
         self.health.detail = detail
 
 

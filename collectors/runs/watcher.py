@@ -47,6 +47,9 @@ WATCHED_EVENTS: list[type[FileSystemEvent]] = [
 ]
 MAX_PENDING = 100_000
 FAILURE_LOG_EVERY_S = 60.0  # more distinct paths than this between two ticks: drop them and rescan
+# A removed root whose watch lives on (its dentry pinned by a process's cwd below it sends no
+# IN_DELETE_SELF) is found by looking whether each watched root still exists, this often.
+ROOT_CHECK_S = 1.0
 
 
 class SupervisedObserver(Observer):  # type: ignore[misc,valid-type]
@@ -83,10 +86,12 @@ class RunWatcher:
         self.roots: list[str] = []
         self.unwatched: dict[str, str] = {}  # root -> why it has no events (rescan only)
         self.restarts = 0
+        self.last_restart: tuple[float, str] | None = None  # (Unix time, why) of the last restart after a fault
         self.handler_errors = 0
         self._pending: set[str] = set()
         self._rescan = False
         self._last_failure_logged = -FAILURE_LOG_EVERY_S
+        self._next_root_check = 0.0
         self._lock = threading.Lock()
         self._handler = _Handler(self)
 
@@ -158,14 +163,25 @@ class RunWatcher:
             watching = {os.path.abspath(str(w.path)) for w in _live_watches(observer)}
             gone = [r for r in self.roots if r not in self.unwatched and r not in watching]
             back = [r for r in self.roots if self.unwatched.get(r) == "missing" and os.path.isdir(r)]
+            vanished = [r for r in self.roots if r not in self.unwatched and not os.path.isdir(r)] \
+                if self._root_check_due() else []
             if gone:
                 reason = f"the watch on {gone[0]} ended"
+            elif vanished:
+                reason = f"{vanished[0]} disappeared"
             elif back:
                 reason = None
                 self._replace(f"root {back[0]} appeared", log_event=False)
                 return
         if reason is not None:
             self._replace(reason, log_event=True)
+
+    def _root_check_due(self) -> bool:
+        now = time.monotonic()
+        if now < self._next_root_check:
+            return False
+        self._next_root_check = now + ROOT_CHECK_S
+        return True
 
     def _replace(self, reason: str, log_event: bool) -> None:
         self.stop()
@@ -174,6 +190,7 @@ class RunWatcher:
             self._rescan = True
         if log_event:
             self.restarts += 1
+            self.last_restart = (time.time(), reason)
             log.warning("file watcher restarted: %s", reason)
             self.events.add("warning", self.source, f"file watcher stopped ({reason}); restarted, rescanning")
 

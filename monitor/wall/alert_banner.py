@@ -1,7 +1,9 @@
-"""The alert banner: the largest active alert across the top of the wall, hidden when none.
+"""The alert banner: the active alerts across the top of the wall, largest first, hidden when none.
 
-It overlays the top of the wall (position: fixed), so it never changes the layout or adds a
-scrollbar. Alert texts come from outside (subjects, messages) and are shown as text.
+The largest (critical before warning, then the longest raised) fills the banner; the next ones are
+named on a smaller line below it, and the rest counted. It overlays the top of the wall (position:
+fixed), so it never changes the layout or adds a scrollbar. Alert texts come from outside (subjects,
+messages) and are shown as text.
 """
 
 from __future__ import annotations
@@ -30,31 +32,55 @@ def active_alerts(store: Store) -> list[dict[str, Any]]:
     return [a for a in doc.get("active") or [] if isinstance(a, dict)]
 
 
+OTHERS_SHOWN = 4  # alerts named under the largest one; more are counted
+
+
+def _off_cells() -> dict[str, Cell]:
+    cells = {"al": Cell(level="off"), "al.sev": Cell(""), "al.title": Cell(""), "al.subj": Cell(""),
+             "al.age": Cell(""), "al.others": Cell(level="off"), "al.more": Cell("", level="off")}
+    cells.update({f"al.o{k}": Cell("", level="off") for k in range(OTHERS_SHOWN)})
+    return cells
+
+
+def _title(alert: dict[str, Any]) -> str:
+    return fmt.text(alert.get("title"), fmt.text(alert.get("rule"), "alert"))
+
+
 def alert_cells(store: Store, now: float) -> dict[str, Cell]:
     active = active_alerts(store)
+    cells = _off_cells()
     if not active:
-        return {"al": Cell(level="off"), "al.sev": Cell(""), "al.title": Cell(""), "al.subj": Cell(""),
-                "al.age": Cell(""), "al.more": Cell("", level="off")}
-    first = active[0]
+        return cells
+    first, others = active[0], active[1:]
     critical = first.get("severity") == "critical"
     raised = fmt.number(first.get("raised_at"))
-    more = len(active) - 1
-    title = fmt.text(first.get("title"), fmt.text(first.get("rule"), "alert"))
+    title = _title(first)
     subject = fmt.text(first.get("subject"), "")
-    return {
+    cells.update({
         "al": Cell(level="crit" if critical else "warn"),
         "al.sev": Cell("CRITICAL" if critical else "WARNING"),
         "al.title": Cell(title),
         "al.subj": Cell("" if subject in title else subject),  # "GPU 0 hot" names its subject already
         "al.age": Cell(_age(now - raised) if raised is not None else ""),
-        "al.more": Cell(f"+ {more} more alert{'s' if more > 1 else ''}", level="" if more > 0 else "off"),
-    }
+        "al.others": Cell(level="" if others else "off"),
+    })  # fmt: skip
+    for k, alert in enumerate(others[:OTHERS_SHOWN]):
+        cells[f"al.o{k}"] = Cell(_title(alert), level="crit" if alert.get("severity") == "critical" else "warn")
+    hidden = len(others) - OTHERS_SHOWN
+    if hidden > 0:
+        cells["al.more"] = Cell(f"+ {hidden} more alert{'s' if hidden > 1 else ''}")
+    return cells
 
 
 def build_banner(view: CellView) -> None:
     with view.bind("al", ui.element("div").classes("alert-banner off"), Cell(level="off")):
         view.label("al.sev", "al-sev")
-        view.label("al.title", "al-title")
-        view.label("al.subj", "al-subj")
+        with ui.element("div").classes("al-main"):
+            with ui.element("div").classes("al-line"):
+                view.label("al.title", "al-title")
+                view.label("al.subj", "al-subj")
+            with view.bind("al.others", ui.element("div").classes("al-others off"), Cell(level="off")):
+                for k in range(OTHERS_SHOWN):
+                    view.label(f"al.o{k}", "al-other off", Cell("", level="off"))
+                view.label("al.more", "al-more off", Cell("", level="off"))
         view.label("al.age", "al-age")
-        view.label("al.more", "al-more")

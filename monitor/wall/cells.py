@@ -35,6 +35,18 @@ class HeatStrip(Element, component="heat_strip.js"):
         self.update()
 
 
+class SparkLine(Element, component="spark_line.js"):
+    """A small line of values 0..100 (a host's mean GPU utilisation over the lookback), drawn as SVG."""
+
+    def __init__(self, values: tuple[int, ...] = ()) -> None:
+        super().__init__()
+        self._props["values"] = list(values)
+
+    def set_values(self, values: tuple[int, ...]) -> None:
+        self._props["values"] = list(values)
+        self.update()
+
+
 class CellView:
     """The elements of one page, keyed like the feed's cells, and what each one shows now."""
 
@@ -70,7 +82,7 @@ class CellView:
 
     def show(self, key: str, cell: Cell) -> None:
         element, old = self.elements[key], self.shown[key]
-        if cell.data is not None and isinstance(element, HeatStrip):
+        if cell.data is not None and isinstance(element, HeatStrip | SparkLine):
             if cell.data != old.data:
                 element.set_values(cell.data)
         elif cell.text is not None and cell.text != old.text and isinstance(element, ui.label):

@@ -18,7 +18,7 @@ from typing import Any
 from monitor.config import Config
 from monitor.run_gpus import join_document
 from monitor.store import Store
-from monitor.wall import alert_banner, charts, gpu_tiles, header, host_panel
+from monitor.wall import alert_banner, charts, gpu_tiles, header, host_panel, overview
 from monitor.wall.cells import Cell
 from monitor.wall.charts import ChartPoints, ChartWindow, Refs
 from monitor.wall.event_feed import EventLine, event_line
@@ -92,6 +92,8 @@ class WallFeed:
         self.frames_made = 0
         self.tick_stats = TickStats()
         self.runs = RunFeed(store)
+        self.multi = config.prometheus.url is not None  # the multi-host overview (prometheus source)
+        self._hosts_cache: tuple[Any, dict[str, Cell]] = (None, {})
 
     # -- what pages call ----------------------------------------------------------------------------
     def latest(self) -> Frame:
@@ -126,10 +128,16 @@ class WallFeed:
         gpus = [g for g in (gpu_doc or {}).get("gpus") or [] if isinstance(g, dict)]
 
         pill, age, stale = header.freshness(now, config, gpu_state, system_state, self.started_at)
-        cells = header.header_cells(now, config, gpu_doc)
+        remote = store.remote.view() if self.multi else None
+        fleet = gpu_doc  # with other hosts the header's totals cover every GPU that is up
+        if remote is not None and remote.hosts:
+            fleet = {**(gpu_doc or {}), "gpus": overview.fleet_gpus(remote, gpus, config.host_label)}
+        cells = header.header_cells(now, config, fleet)
         cells["hdr.live"], cells["hdr.age"] = pill, age
         cells["wall"] = Cell(level="stale" if stale else "")
         summaries = store.runs.summaries()
+        if remote is not None:
+            summaries = overview.run_summaries(remote, summaries, config.host_label)
         run_slots, run_cells, run_points = self.runs.tick(summaries, now)
         cells.update(run_cells)
         cells.update(alert_banner.alert_cells(store, now))
@@ -138,7 +146,13 @@ class WallFeed:
         cells.update(host_panel.host_cells(system_doc, config))
 
         mode = gpu_tiles.gpu_mode(gpu_doc, config)
-        layout = (mode, len(gpus) if mode == "tiles" else 0, host_panel.core_count(system_doc))
+        hosts = None
+        if remote is not None:
+            hosts = overview.shape(remote)
+            cells.update(self._host_cells(remote, hosts, now))
+            if hosts[0] > overview.BAND_MAX_HOSTS:
+                mode = "overview"  # the rows take the GPU area; this server is one of them
+        layout = (mode, len(gpus) if mode == "tiles" else 0, host_panel.core_count(system_doc), hosts)
         chart_refs = {**(charts.gpu_chart_refs(store, gpus) if mode == "tiles" else {}),
                       **charts.host_chart_refs(store)}
 
@@ -163,6 +177,14 @@ class WallFeed:
         return Frame(self.frames_made, now, base, cursor, event_base, event_cursor, layout, cells, changed,
                      points, events, chart_refs, gpus, self._next_tick(now, gpu_state, system_state),
                      run_slots, run_points)
+
+    def _host_cells(self, remote: Any, hosts: tuple[int, int], now: float) -> dict[str, Cell]:
+        """The overview's cells; the host rows are formatted again only when the registry changed."""
+        key = (remote.seq, hosts)
+        if self._hosts_cache[0] != key:
+            rows = overview.overview_cells(remote, self.config, now, *hosts)
+            self._hosts_cache = (key, rows)
+        return {**self._hosts_cache[1], **overview.source_cells(remote, self.config, now)}
 
     def _next_tick(self, now: float, *states: tuple[float, Any] | None) -> float:
         """The next tick time, just after the collectors' next reading (their phase), at least a

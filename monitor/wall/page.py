@@ -15,7 +15,7 @@ import time
 from nicegui import background_tasks, ui
 
 from monitor.config import Config
-from monitor.wall import alert_banner, charts, event_feed, gpu_tiles, header, host_panel, runs_panel
+from monitor.wall import alert_banner, charts, event_feed, gpu_tiles, header, host_panel, overview, runs_panel
 from monitor.wall.cells import CellView
 from monitor.wall.charts import ChartPoints
 from monitor.wall.feed import Frame, WallFeed
@@ -64,19 +64,18 @@ class WallPage:
         self.view.clear()
         self.plots.clear()
         self.view.bind("wall", self.root)
-        mode, count, cores = frame.layout
+        mode, count, cores, hosts = frame.layout
         with self.root:
             header.build_header(self.view, self.config)
             alert_banner.build_banner(self.view)
-            with ui.element("div").classes("main"):
-                cols, rows = gpu_tiles.grid_shape(count)
-                density = "few" if count <= 2 else "dense" if rows > 2 else ""
-                with ui.element("div").classes(f"gpus {density}").style(f"--cols: {cols}; --rows: {rows}"):
-                    if mode == "tiles":
-                        for p in range(count):
-                            gpu_tiles.build_tile(self.view, p, lambda p=p: self._chart(frame, f"g{p}", "gpu"))
-                    else:
-                        gpu_tiles.build_notice(self.view)
+            with ui.element("div").classes("main" if hosts is None else "main multi"):
+                if hosts is None:
+                    self._gpu_area(frame, mode, count)
+                else:  # the other hosts' rows, above this server's GPU tiles or instead of them
+                    with ui.element("div").classes("left" if mode != "overview" else "left full"):
+                        overview.build_overview(self.view, *hosts)
+                        if mode != "overview":
+                            self._gpu_area(frame, mode, count, band_rows=hosts[0])
                 with ui.element("div").classes("side"):
                     host_panel.build_host(self.view, self.config, cores, lambda: self._chart(frame, "host", "host"))
                     self.run_slots = runs_panel.build_runs(self.config, self.view)
@@ -90,6 +89,18 @@ class WallPage:
         self.frame_number, self.cursor, self.event_cursor = frame.number, frame.cursor, frame.event_cursor
         self.layout = frame.layout
         self.charts_ready = False  # Plotly loads lazily; points sent before it has drawn would be lost
+
+    def _gpu_area(self, frame: Frame, mode: str, count: int, band_rows: int = 0) -> None:
+        cols, rows = gpu_tiles.grid_shape(count)
+        # under a band of more than 4 host rows the tiles lose their charts to stay readable
+        dense = rows > 2 or (band_rows > 4 and count > 2)
+        density = "few" if count <= 2 and band_rows <= 2 else "dense" if dense else ""
+        with ui.element("div").classes(f"gpus {density}").style(f"--cols: {cols}; --rows: {rows}"):
+            if mode == "tiles":
+                for p in range(count):
+                    gpu_tiles.build_tile(self.view, p, lambda p=p: self._chart(frame, f"g{p}", "gpu"))
+            else:
+                gpu_tiles.build_notice(self.view)
 
     def _chart(self, frame: Frame, chart: str, kind: str) -> None:
         refs = frame.charts.get(chart, (None, None))

@@ -199,7 +199,9 @@ def run_cells(runs: list[dict[str, Any]], traces: dict[str, RunTrace], now: floa
         s = runs[i]
         status = fmt.text(s.get("status"), "unknown")
         cells[k] = Cell(level=STATUS_LEVEL.get(status, ""))
-        cells[k + ".name"] = Cell(fmt.text(s.get("name"), s["id"]))
+        name = fmt.text(s.get("name"), s["id"])
+        # with the prometheus source the panel lists every host's runs: say whose
+        cells[k + ".name"] = Cell(f"{fmt.text(s['host'])} · {name}" if s.get("host") else name)
         cells[k + ".status"] = Cell(status.upper(), level=STATUS_LEVEL.get(status, ""))
         step, total = fmt.number(s.get("step")), fmt.number(s.get("total_steps"))
         step_text = fmt.NA if step is None else f"step {step:.0f}"
@@ -214,7 +216,7 @@ def run_cells(runs: list[dict[str, Any]], traces: dict[str, RunTrace], now: floa
         cells[k + ".rate"] = Cell(" · ".join(e for e in extra if e))
         metric = s.get("main_metric")
         trace = traces.get(s["id"])
-        latest = trace.raw[-1] if trace and trace.raw else None
+        latest = trace.raw[-1] if trace and trace.raw else s.get("main_value")  # another host's: its last value
         cells[k + ".metric"] = Cell(f"{fmt.text(metric)} {metric_value(latest)}" if metric else "no metric yet")
         gpus = []
         for g in s.get("gpus") or []:

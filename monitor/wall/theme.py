@@ -35,3 +35,4 @@ def level_at_or_above(value: float | None, warn: float, crit: float) -> str:
 
 
 CSS = Path(__file__).with_name("wall.css")
+OVERVIEW_CSS = Path(__file__).with_name("overview.css")

@@ -127,46 +127,6 @@ def test_there_is_nothing_to_click_or_type(page: Page) -> None:
     assert {e["type"] for e in listeners} <= NICEGUI_OWN_LISTENERS
 
 
-def test_forged_client_events_change_nothing(page: Page, demo_server: LabwallServer) -> None:
-    events_before = demo_server.get("/api/events").json()
-    gpus_before = demo_server.get("/api/snapshot").json()["gpus"]
-    sent = page.evaluate("""() => {
-      const ids = Object.keys(mounted_app.elements).map(Number);
-      const real = Object.values(mounted_app.elements).flatMap(e => (e.events || []).map(l => l.listener_id));
-      const names = [...real, 'click', 'update:model-value', 'value_change', 'plotly_click', 'delete', 'tick'];
-      const hostile = [JSON.stringify({value: 'rm -rf /', gpus: []}), JSON.stringify('/../../api/x'), 'null'];
-      let sent = 0;
-      for (const id of ids) for (const listener_id of names) {
-        window.socket.emit('event', {id, client_id: window.clientId, listener_id, args: hostile});
-        sent++;
-      }
-      for (const listener_id of real) for (const path of ['/', '/api/snapshot', '//evil', '<b>x</b>']) {
-        window.socket.emit('event', {id: 0, client_id: window.clientId, listener_id, args: [JSON.stringify(path)]});
-        sent++;
-      }
-      window.socket.emit('javascript_response', {request_id: 'forged', client_id: window.clientId, result: 1});
-      window.socket.emit('event', {id: 0, client_id: 'not-a-client', listener_id: 'click', args: []});
-      return sent;
-    }""")
-    assert sent > 100
-    # the server is still up, the page still streams, and nothing a viewer sent reached the store
-    clock = page.text_content(".clock")
-    page.wait_for_function("(t) => document.querySelector('.clock').textContent !== t", arg=clock, timeout=5000)
-    assert demo_server.get("/healthz").json()["status"] == "ok"
-    events_after = demo_server.get("/api/events").json()
-    assert events_after["events"] == events_before["events"]
-    gpus_after = demo_server.get("/api/snapshot").json()["gpus"]
-    assert identities(gpus_after) == identities(gpus_before)
-    # forged messages are dropped quietly (one warning line), not one ERROR traceback each
-    logs = demo_server.logs()
-    assert "Traceback" not in logs and "KeyError" not in logs
-    assert "ignored" in logs and "client event" in logs
-
-
-def identities(gpus: list[dict[str, Any]]) -> list[Any]:
-    return [(g["uuid"], g["name"], [(q["pid"], q["user"], q["command"]) for q in g["processes"]]) for g in gpus]
-
-
 def fits(page: Page) -> dict[str, Any]:
     return page.evaluate("""() => {
       const de = document.documentElement, vw = innerWidth, vh = innerHeight;

@@ -1,4 +1,5 @@
-"""`main.py` with events whose texts come from LABWALL_TEST_EVENTS (a JSON list), for the XSS test.
+"""`main.py` with events whose texts come from LABWALL_TEST_EVENTS (a JSON list), for the XSS test
+(tests/reliability/test_security.py).
 
 The event log has no outside source a test can drive yet (the simulated GPU scenario's "events"
 are GPU lost/recovered timings, not text), so this harness adds them to the store: the first half
