@@ -149,7 +149,7 @@ class AlertEngine(Collector):
         self._seq += 1
         alert.seq, alert.state, alert.raised_at = self._seq, "active", now
         level = "error" if alert.severity == "critical" else "warning"
-        self.store.events.add(level, "alerts", f"alert: {alert.message}", time=now)
+        self.store.events.add(level, "alerts", f"raised — {alert.message}", time=now)
         self._transition("raised", alert)
 
     def _clear(self, alert: Alert, now: float) -> None:
@@ -157,7 +157,7 @@ class AlertEngine(Collector):
         del self.alerts[alert.id]
         self.recent.append(alert)
         active_for = duration_text(now - (alert.raised_at or now))
-        self.store.events.add("info", "alerts", f"cleared: {alert.title} (active for {active_for})", time=now)
+        self.store.events.add("info", "alerts", f"cleared — {alert.title} (active for {active_for})", time=now)
         self._transition("cleared", alert)
 
     def _transition(self, kind: Literal["raised", "cleared"], alert: Alert) -> None:

@@ -40,7 +40,7 @@ def test_gpu_hot_is_raised_after_for_s_and_not_before() -> None:
     assert alert["subject"] == "GPU 2" and alert["raised_at"] == lab.t and alert["cleared_at"] is None
     assert alert["since"] == lab.t - 30  # pending from the first hot reading
     assert alert["message"] == "GPU 2 at 90 °C (alert at 85 °C)"
-    assert lab.alert_events() == [("warning", "alert: GPU 2 at 90 °C (alert at 85 °C)")]
+    assert lab.alert_events() == [("warning", "raised — GPU 2 at 90 °C (alert at 85 °C)")]
 
 
 def test_gpu_hot_bouncing_around_the_threshold_does_not_flap() -> None:
@@ -65,7 +65,7 @@ def test_gpu_hot_bouncing_around_the_threshold_does_not_flap() -> None:
     assert cleared["id"] == "gpu_hot:gpu0" and cleared["state"] == "cleared" and cleared["cleared_at"] == lab.t
     events = lab.alert_events()
     assert [level for level, _ in events] == ["warning", "info"]  # one raise, one clear: no flapping
-    assert events[1][1] == "cleared: GPU 0 hot (active for 16 min)"
+    assert events[1][1] == "cleared — GPU 0 hot (active for 16 min)"
 
 
 def test_a_value_bouncing_below_the_band_never_raises() -> None:

@@ -133,7 +133,7 @@ def test_gpu_xid_is_raised_at_once_held_for_hold_s_then_cleared() -> None:
     assert (alert["severity"], alert["subject"], alert["title"]) == ("critical", "GPU 1", "GPU 1 XID 79")
     assert alert["message"] == "GPU 1 XID 79: fallen off the bus"
     assert alert["details"]["codes"] == [79]
-    assert lab.alert_events() == [("error", "alert: GPU 1 XID 79: fallen off the bus")]
+    assert lab.alert_events() == [("error", "raised — GPU 1 XID 79: fallen off the bus")]
     lab.tick(60)
     lab.fake.xid(1, 48)  # a second XID within the hold: the same alert, now naming both
     lab.tick()
@@ -145,7 +145,7 @@ def test_gpu_xid_is_raised_at_once_held_for_hold_s_then_cleared() -> None:
     lab.tick()
     assert not lab.active()
     assert lab.recent()[0]["id"] == "gpu_xid:gpu1"
-    assert lab.alert_events()[-1] == ("info", "cleared: GPU 1 XID 48 (active for 3 min)")
+    assert lab.alert_events()[-1] == ("info", "cleared — GPU 1 XID 48 (active for 3 min)")
 
 
 def test_ignored_codes_are_logged_but_raise_nothing() -> None:

@@ -33,8 +33,9 @@ def test_card_cells_and_faded_states() -> None:
     trace.add([[1200, 0.0, 1.83]])
     runs = [{"id": "a", "name": "<b>llama</b>", "status": "running", "step": 1200, "total_steps": 5000,
              "rate_steps_per_s": 2.5, "eta_s": 1520, "main_metric": "loss",
-             "gpus": [{"gpu": 0, "utilization_gpu_percent": 87.0}]},
-            {"id": "b", "name": "old", "status": "deleted", "step": None, "main_metric": None, "gpus": []}]
+             "gpus": [{"gpu": 0, "utilization_gpu_percent": 87.0}], "bad_lines": 0},
+            {"id": "b", "name": "old", "status": "deleted", "step": None, "main_metric": None, "gpus": [],
+             "bad_lines": 3}]
     cells = run_cells(runs, {"a": trace}, 0.0)
     assert cells["r0.name"].text == "<b>llama</b>"  # shown as text by a label
     assert cells["r0.step"].text == "step 1200 / 5000"
@@ -42,6 +43,8 @@ def test_card_cells_and_faded_states() -> None:
     assert cells["r0.metric"].text == "loss 1.83"
     assert cells["r0.gpus"].text == "GPU 0 87%"
     assert cells["r1"].level == "r-deleted" and cells["r1.gpus"].level == "off"
+    assert cells["r0.bad"].level == "off"  # no broken line: nothing to say
+    assert (cells["r1.bad"].text, cells["r1.bad"].level) == ("⚠ 3 bad lines", "warn")
     assert cells["r2"].level == "off" and cells["runs.empty"].level == "off"
     assert run_cells([], {}, 0.0)["runs.empty"].level == ""
 

@@ -4,6 +4,7 @@ notice that says why there are no GPUs. Every value comes from the GPU state doc
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 from nicegui import ui
@@ -76,6 +77,9 @@ def short_name(name: object) -> str:
     return text.removeprefix("NVIDIA ").strip() or text
 
 
+XID_SHOWN_S = 3600.0  # a tile names its latest XID error for an hour (the alert holds alerts.gpu_xid.hold_s)
+
+
 def _throttle(reasons: Any) -> tuple[str, str]:
     if not isinstance(reasons, list):
         return "", ""
@@ -122,6 +126,11 @@ def tile_cells(p: int, gpu: dict[str, Any], config: Config, joins: dict[Any, str
     ecc = fmt.number(gpu.get("ecc_errors_uncorrected"))
     if ecc:
         extra.append(f"ECC errors {ecc:.0f}")
+        extra_level = "crit"
+    xids = [x for x in gpu.get("xid_errors") or [] if isinstance(x, dict)]
+    xid_time = fmt.number(xids[-1].get("time")) if xids else None
+    if xid_time is not None and time.time() - xid_time < XID_SHOWN_S:
+        extra.append(f"XID {fmt.text(xids[-1].get('code'), '?')} at {fmt.clock(xid_time)}")
         extra_level = "crit"
 
     cells = {

@@ -1,5 +1,6 @@
-"""The training-runs panel. Runs are filled in by the run watcher (a later issue); until then the
-panel says where runs come from, so an empty panel is never a mystery."""
+"""The training-runs panel: a card per active or recently ended run (name, status, step, main metric
+with an EMA-smoothed chart, GPUs, bad lines). With no runs the panel says where runs come from, so an
+empty panel is never a mystery."""
 
 from __future__ import annotations
 
@@ -225,6 +226,8 @@ def run_cells(runs: list[dict[str, Any]], traces: dict[str, RunTrace], now: floa
                         else f"GPU {fmt.text(g.get('gpu'), '?')}")
         cells[k + ".gpus"] = Cell(" · ".join(gpus[:4]) + (f" +{len(gpus) - 4}" if len(gpus) > 4 else ""),
                                   level="" if gpus else "off")
+        bad = int(fmt.number(s.get("bad_lines")) or 0)  # broken lines are counted and shown, never dropped silently
+        cells[k + ".bad"] = Cell(f"⚠ {bad} bad line{'s' if bad != 1 else ''}", level="warn" if bad else "off")
     return cells
 
 
@@ -250,6 +253,7 @@ def build_card(view: CellView, i: int) -> ui.element:
             view.label(k + ".metric", "r-metric")
         with ui.element("div").classes("r-row"):
             view.label(k + ".rate", "r-rate")
+            view.label(k + ".bad", "r-bad")
             view.label(k + ".gpus", "r-gpus")
         slot = ui.element("div").classes("r-plot")
     return slot

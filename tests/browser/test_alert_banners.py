@@ -140,16 +140,16 @@ def test_gpu_alerts_largest_first_in_banner_feed_and_api(browser: Browser, tmp_p
         assert messages["gpu_memory_full:gpu1"] == "GPU 1 memory 99% full (78.9 GiB of 79.6 GiB), held by bob"
         assert messages["gpu_idle:gpu2"].startswith("GPU 2 idle (0 % utilization") and "carol holds 10.0 GiB" in \
             messages["gpu_idle:gpu2"]
-        wait_feed(page, "GPU 3 XID 79: fallen off the bus", "alert: GPU 3 lost: GPU is lost",
-                  "alert: GPU 3 XID 79: fallen off the bus", "alert: GPU 0 at 93 °C",
-                  "alert: GPU 1 memory 99% full", "alert: GPU 2 idle")
+        wait_feed(page, "GPU 3 XID 79: fallen off the bus", "raised — GPU 3 lost: GPU is lost",
+                  "raised — GPU 3 XID 79: fallen off the bus", "raised — GPU 0 at 93 °C",
+                  "raised — GPU 1 memory 99% full", "raised — GPU 2 idle")
 
         # GPU 3 answers again and its XID is older than hold_s: both leave the banner, the rest stays
         found = wait_banner(page, lambda b: names(b) == GPU_ORDER[2:], "without GPU 3's alerts")
         assert (found["crit"], found["sev"]) == (False, "WARNING")
         doc = wait_api(server, lambda d: {"gpu_lost:gpu3", "gpu_xid:gpu3"} <= recent_ids(d), "recent with GPU 3's")
         assert [a["title"] for a in doc["active"]] == GPU_ORDER[2:]
-        wait_feed(page, "cleared: GPU 3 lost", "cleared: GPU 3 XID 79")
+        wait_feed(page, "cleared — GPU 3 lost", "cleared — GPU 3 XID 79")
         page.context.close()
     finally:
         server.stop()
@@ -196,8 +196,8 @@ def test_disk_run_and_collector_alerts_in_banner_feed_and_api(browser: Browser, 
         assert messages["run_crashed:run llama-ft"].startswith('run llama-ft crashed: {"event": "crash"} logged')
         assert messages["run_stalled:run vit-base"].startswith("run vit-base stalled at step 5: no new data for")
         assert messages["collector_down:collector gpu"].startswith("collector gpu failing: hung: a reading has not")
-        wait_feed(page, f"alert: disk of {root}", "alert: run llama-ft crashed", "alert: run vit-base stalled",
-                  "alert: collector gpu failing: hung")
+        wait_feed(page, f"raised — disk of {root}", "raised — run llama-ft crashed", "raised — run vit-base stalled",
+                  "raised — collector gpu failing: hung")
 
         # the hang ends, the crashed run goes on, the stalled one gets new data: each clears
         append(crashing, [{"step": 6, "loss": 0.5}])
@@ -207,8 +207,8 @@ def test_disk_run_and_collector_alerts_in_banner_feed_and_api(browser: Browser, 
         doc = wait_api(server, lambda d: {"run_crashed", "run_stalled", "collector_down"}
                        <= {a["rule"] for a in d["recent"]}, "recent with the run and collector alerts")
         assert disk in [a["title"] for a in doc["active"]]  # the disk stays full
-        wait_feed(page, "cleared: run llama-ft crashed", "cleared: run vit-base stalled",
-                  "cleared: collector gpu down")
+        wait_feed(page, "cleared — run llama-ft crashed", "cleared — run vit-base stalled",
+                  "cleared — collector gpu down")
         page.context.close()
     finally:
         server.stop()

@@ -3,6 +3,7 @@ only changed cells, the day tier for long windows, and "n/a" rather than errors 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from monitor.config import parse_config
@@ -121,6 +122,16 @@ def test_lost_gpu_is_marked() -> None:
     cells = gpu_tiles.tile_cells(0, gpu(0, status="lost", lost_reason="GPU is lost"), parse_config({}))
     assert cells["g0.tile"].level == "lost" and cells["g0.state"].text == "LOST"
     assert cells["g0.lost"].text == "Lost: GPU is lost" and cells["g0.lost"].level == ""
+
+
+def test_a_recent_xid_error_is_named_on_its_tile() -> None:
+    now = time.time()
+    recent = gpu(0, xid_errors=[{"time": now - 7200, "code": 13}, {"time": now - 60, "code": 79}])
+    cells = gpu_tiles.tile_cells(0, recent, parse_config({}))
+    assert f"XID 79 at {time.strftime('%H:%M:%S', time.localtime(now - 60))}" in cells["g0.extra"].text
+    assert cells["g0.extra"].level == "crit"
+    old = gpu(0, xid_errors=[{"time": now - 7200, "code": 13}])  # an hour later the tile is quiet again
+    assert "XID" not in gpu_tiles.tile_cells(0, old, parse_config({}))["g0.extra"].text
 
 
 def test_stale_after_three_intervals() -> None:

@@ -75,6 +75,14 @@ def test_run_card_appears_and_its_chart_streams(tmp_path: Path, browser: Browser
         found = fits(page)
         assert found["scrollW"] <= found["vw"] and found["scrollH"] <= found["vh"], found
         assert found["clipped"] == [], found
+        # a broken line is counted on the card, and the lines after it still arrive
+        assert page.is_hidden(".wall .run:not(.off) .r-bad")
+        with metrics.open("a") as f:
+            f.write('{"step": 21, "loss": \n')
+        append(metrics, [{"step": 22, "loss": 0.1}])
+        page.wait_for_function("() => document.querySelector('.wall .run:not(.off) .r-bad')?.textContent"
+                               " === '⚠ 1 bad line'", timeout=10_000)
+        page.wait_for_function("(el) => el.textContent === 'step 22'", arg=step.element_handle(), timeout=10_000)
     finally:
         page.context.close()
 
