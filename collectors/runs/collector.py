@@ -14,11 +14,11 @@ import logging
 import os
 import time
 from collections import deque
-from dataclasses import dataclass, field
 
 from collectors.base import Collector
-from collectors.runs.discovery import DiscoveryWalk, RunLayout, SniffCache, is_candidate
+from collectors.runs.discovery import DiscoveryWalk, RunLayout, SniffCache, depth_below, is_candidate
 from collectors.runs.formats import Parsed
+from collectors.runs.run_state import RunState, health_detail
 from collectors.runs.sources import Source, sources_for
 from collectors.runs.status import RunProgress, StatusRules
 from collectors.runs.watcher import RunWatcher
@@ -33,21 +33,6 @@ TICK_BUDGET_S = 0.25  # reading work per tick before yielding (keeps the collect
 WALK_BUDGET_S = 0.05
 STATUS_EVERY_S = 1.0
 TARGET_DEBOUNCE_S = 0.3
-MAX_PROBLEMS_SHOWN = 20
-RESTART_SHOWN_S = 3.0  # a file-watcher restart stays in /healthz this long, so a poller sees it happened
-
-
-@dataclass
-class RunState:
-    id: str
-    layout: RunLayout
-    progress: RunProgress = field(default_factory=RunProgress)
-    sources: dict[str, Source] = field(default_factory=dict)
-    deleted: bool = False
-    loaded: bool = False  # every file read once
-    settled: bool = False  # its status after loading is set: later changes are announced
-    announce: bool = False
-    time_bound: bool = True  # its status may change with time alone (running: may stall)
 
 
 class RunsCollector(Collector):
@@ -148,7 +133,7 @@ class RunsCollector(Collector):
             is_dir = exists and os.path.isdir(path)
             if exists and not is_dir and not is_candidate(os.path.basename(path)):
                 continue  # a checkpoint, a dataset shard...: not something that makes a run
-            depth = _depth(path, root)
+            depth = depth_below(path, root)
             if is_dir and depth <= self.config.max_depth:
                 self.pending_targets[path] = True
             parent = path
@@ -170,7 +155,7 @@ class RunsCollector(Collector):
         for path, descend in self.pending_targets.items():
             root = self._root_of(path)
             if root is not None:
-                depth = _depth(path, root)
+                depth = depth_below(path, root)
                 if depth <= self.config.max_depth:
                     starts.append((path, root, depth, descend))
         self.walk_targets = list(self.pending_targets)
@@ -415,26 +400,4 @@ class RunsCollector(Collector):
 
     # -- health ----------------------------------------------------------------------------------
     def _report_health(self, now: float) -> None:
-        detail: dict[str, object] = {
-            "runs": sum(1 for s in self.runs.values() if not s.deleted),
-            "roots": {r: ("missing" if r in self.missing_roots else "ok") for r in self.roots},
-            "initial_scan_done": self.initial_scan_done,
-            "backlog_files": len(self.in_backlog),
-            "watch": self.watcher.state() if self.watcher else {"events": "off (runs.use_events: false)"},
-            "problems": [f"{p}: {r}" for p, r in list(self.problems.items())[:MAX_PROBLEMS_SHOWN]],
-            "last_rescan": self.last_rescan,
-        }
-        degraded = []
-        if self.missing_roots:
-            degraded.append("run root missing: " + ", ".join(self.missing_roots))
-        restart = self.watcher.last_restart if self.watcher else None
-        if restart is not None and 0 <= now - restart[0] < RESTART_SHOWN_S:
-            degraded.append(f"file watcher restarted {now - restart[0]:.0f} s ago ({restart[1]})")
-        if degraded:
-            detail["degraded"] = "; ".join(degraded)
-        self.health.detail = detail
-
-
-def _depth(path: str, root: str) -> int:
-    rel = os.path.relpath(path, root)
-    return 0 if rel == "." else rel.count(os.sep) + 1
+        self.health.detail = health_detail(self, now)

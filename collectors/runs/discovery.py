@@ -259,3 +259,9 @@ def _event_files_below(runs_dir: str) -> list[str]:
             except OSError:
                 continue
     return sorted(found)
+
+
+def depth_below(path: str, root: str) -> int:
+    """How many levels `path` lies below `root` (0: the root itself)."""
+    rel = os.path.relpath(path, root)
+    return 0 if rel == "." else rel.count(os.sep) + 1
