@@ -110,7 +110,7 @@ def serve(args: argparse.Namespace) -> None:
         return {"fed_s": feeder.fed_s}
 
     app.on_startup(monitor.start)
-    app.on_shutdown(monitor.stop)
+    app.on_shutdown(lambda: monitor.stop(timeout_s=2.0))  # a one-parameter handler would be passed the app
     ui.run(host="127.0.0.1", port=args.port, title="labwall", dark=True, reload=False, show=False,
            uvicorn_logging_level="warning", reconnect_timeout=args.grace)
 

@@ -48,7 +48,7 @@ class LightViewer:
 
         async def run_javascript(msg: dict[str, Any]) -> None:
             self._count(msg)
-            if msg.get("request_id"):  # the page asks whether its charts are drawn: they are
+            if msg.get("request_id") and self.sio.connected:  # the page asks whether its charts are drawn
                 await self.sio.emit("javascript_response",
                                     {"request_id": msg["request_id"], "client_id": self.client_id, "result": True})
 
@@ -57,8 +57,9 @@ class LightViewer:
         self.sio.on("load_js_components", self._count)
         query = (f"client_id={self.client_id}&next_message_id=0&implicit_handshake=true"
                  f"&document_id={uuid.uuid4()}&tab_id={uuid.uuid4()}")
+        # 20 s to join, as a browser's socket.io client allows (python-socketio's default is 1 s)
         await self.sio.connect(f"{self.url}?{query}", socketio_path="/_nicegui_ws/socket.io",
-                               transports=["websocket"])
+                               transports=["websocket"], wait_timeout=20)
 
     def _count(self, msg: dict[str, Any]) -> None:
         self.messages += 1

@@ -41,7 +41,7 @@ def test_card_cells_and_faded_states() -> None:
     assert cells["r0.step"].text == "step 1200 / 5000"
     assert cells["r0.rate"].text == "2.5 steps/s · ETA 25m 20s"
     assert cells["r0.metric"].text == "loss 1.83"
-    assert cells["r0.gpus"].text == "GPU 0 87%"
+    assert cells["r0.gpus"].text == "GPU 0: 87%"
     assert cells["r1"].level == "r-deleted" and cells["r1.gpus"].level == "off"
     assert cells["r0.bad"].level == "off"  # no broken line: nothing to say
     assert (cells["r1.bad"].text, cells["r1.bad"].level) == ("⚠ 3 bad lines", "warn")

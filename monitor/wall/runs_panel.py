@@ -222,7 +222,7 @@ def run_cells(runs: list[dict[str, Any]], traces: dict[str, RunTrace], now: floa
         gpus = []
         for g in s.get("gpus") or []:
             util = fmt.number(g.get("utilization_gpu_percent"))
-            gpus.append(f"GPU {fmt.text(g.get('gpu'), '?')} {util:.0f}%" if util is not None
+            gpus.append(f"GPU {fmt.text(g.get('gpu'), '?')}: {util:.0f}%" if util is not None
                         else f"GPU {fmt.text(g.get('gpu'), '?')}")
         cells[k + ".gpus"] = Cell(" · ".join(gpus[:4]) + (f" +{len(gpus) - 4}" if len(gpus) > 4 else ""),
                                   level="" if gpus else "off")
