@@ -71,7 +71,7 @@ def serve(args: argparse.Namespace) -> None:
                 "frames": feed.frames_made}
 
     app.on_startup(monitor.start)
-    app.on_shutdown(monitor.stop)
+    app.on_shutdown(lambda: monitor.stop(timeout_s=2.0))
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     ui.run(host="127.0.0.1", port=args.port, title="labwall", dark=True, reload=False, show=False,
            uvicorn_logging_level="warning", reconnect_timeout=10.0)

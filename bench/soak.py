@@ -7,9 +7,11 @@ clients (bench/socket_viewers.py), 10 at a time, each connected for 0.5-2 s. The
 come on a fake clock, as in bench/collect_bench.py: a thread in the server appends one reading of
 every series the collectors produce (under a `soak_` name, so the alert rules and the charts keep
 to the live data) for each simulated second, 360 simulated seconds per real second, into the same
-store the wall reads. Measured from outside (/proc via psutil): RSS, threads and open file
-descriptors of the server at start, after warm-up (the first 10 % of the cycles and the first 2 h)
-and at the end, each time once every viewer has left and NiceGUI has dropped their clients.
+store the wall reads. The run is cut into 5 blocks of cycles and hours; after each, once every
+viewer has left and NiceGUI has dropped their clients, RSS, threads and open file descriptors of
+the server are read from outside (/proc via psutil). The first block is the warm-up: growth is
+counted from its end. Threads are counted apart from AnyIO's worker pool, which follows the load.
+`--quick` (50 cycles, 1 h) uses a 3 s reconnect grace to stay short: it checks that the bench runs.
 
     .venv/bin/python bench/soak.py [--quick] [--cycles N] [--hours H]
 """
@@ -165,20 +167,23 @@ class SoakServer:
             self.proc.wait(5)
 
 
-class PeakRss(threading.Thread):
-    """The largest RSS of a process, sampled every 0.5 s until stopped."""
+class Peaks(threading.Thread):
+    """The largest RSS of the server and the most NiceGUI clients alive at once (connected or within
+    their reconnect grace), sampled every 0.5 s until stopped."""
 
-    def __init__(self, process: psutil.Process) -> None:
-        super().__init__(name="peak-rss", daemon=True)
-        self.process = process
-        self.peak = 0.0
+    def __init__(self, server: SoakServer) -> None:
+        super().__init__(name="peaks", daemon=True)
+        self.server = server
+        self.rss = 0.0
+        self.clients = 0
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.wait(0.5):
             try:
-                self.peak = max(self.peak, self.process.memory_info().rss / 2**20)
-            except psutil.Error:
+                self.rss = max(self.rss, self.server.process.memory_info().rss / 2**20)
+                self.clients = max(self.clients, self.server.stats()["clients"])
+            except (psutil.Error, httpx.HTTPError):
                 return
 
 
@@ -224,7 +229,7 @@ def main() -> None:
           f"{per_block_h:g} h; a reading after each block once every client is gone")
     server = SoakServer(grace)
     viewers = ViewerLoop("soak-viewers")
-    peak = PeakRss(server.process)
+    peak = Peaks(server)
     readings = [server.reading()]
     results: list[ChurnResult] = []
     gone = 0.0
@@ -258,7 +263,8 @@ def main() -> None:
     for label, r in (("start", start), ("after warm-up", warm), ("end", end)):
         print(f"server at {label:<13}: RSS {r['rss']:6.1f} MB, {r['threads']:.0f} threads "
               f"({r['pool']:.0f} in the worker pool), {r['fds']:.0f} open fds")
-    print(f"RSS after warm-up: {warm['rss']:.1f} MB; at end: {end['rss']:.1f} MB; peak {peak.peak:.1f} MB")
+    print(f"RSS after warm-up: {warm['rss']:.1f} MB; at end: {end['rss']:.1f} MB; peak {peak.rss:.1f} MB, "
+          f"with at most {peak.clients} NiceGUI clients alive at once (connected or within the grace)")
     print(f"RSS growth after warm-up: {growth:+.1f} % (target <= {TARGET_GROWTH_PERCENT:g} %)")
     print(f"threads after warm-up -> end, besides the worker pool: {warm['own']:.0f} -> {end['own']:.0f} "
           f"({end['own'] - warm['own']:+.0f}; pool {warm['pool']:.0f} -> {end['pool']:.0f}, at most 40); "

@@ -6,9 +6,11 @@ at once steal CPU from each other, and each one's figures would depend on the ot
 the other, each gets the same machine. The machine's other load during each window is printed
 so that the two windows can be compared (on a shared machine it is not zero).
 
-- labwall: `main.py` with its own config: simulated GPUs (8; there is no GPU here: demo mode's
-  GPU backend, without the demo trainer process, which is a workload and not the monitor), real
-  host collector, GPU and host interval 1 s, wall flush 1 s, no run roots.
+- labwall, twice: `main.py` with its own config: simulated GPUs (8; there is no GPU here: demo
+  mode's GPU backend, without the demo trainer process, which is a workload and not the monitor),
+  real host collector, GPU and host interval 1 s, wall flush 1 s, no run roots; then the same
+  with the GPU collector off, host only, which is all Glances can see on this machine (the
+  simulated GPUs cost labwall CPU that a real driver's calls would replace, not add to).
 - Glances 4 (GLANCES_SPEC), installed by this script into .bench/glances-venv when missing:
   `glances -w -B 127.0.0.1 -p PORT -t 1 --disable-autodiscover --disable-check-update` — web
   server on loopback, 1 s refresh (its web UI polls /api/4/all and /api/4/all/views every
@@ -51,6 +53,7 @@ from support import ROOT, LabwallServer, free_port
 GLANCES_SPEC = "glances[web]==4.5.8"  # the web extra brings FastAPI, uvicorn and Jinja2 for -w
 GLANCES_VENV = ROOT / ".bench" / "glances-venv"
 TARGET_CPU_RATIO = 0.25
+GPUS = 8  # simulated, as in the other wall benchmarks
 SETTLE_S = 3.0  # after the page is live, before the window opens: first-load work is not steady state
 
 
@@ -81,18 +84,16 @@ class Subject:
 
 
 @contextmanager
-def labwall_server() -> Iterator[Subject]:
+def labwall_server(gpus: int) -> Iterator[Subject]:
+    """`gpus` simulated GPUs, or none: the GPU collector off, as Glances has no GPU to read here."""
+    gpu = {"backend": "simulated", "simulated_count": gpus, "interval_s": 1.0} if gpus else {"enabled": False}
     with tempfile.TemporaryDirectory(prefix="labwall-vs-glances-") as tmp:
-        server = LabwallServer(Path(tmp), {
-            "gpu": {"backend": "simulated", "simulated_count": 8, "interval_s": 1.0},
-            "host": {"interval_s": 1.0},
-            "wall": {"flush_interval_s": 1.0},
-        })
+        server = LabwallServer(Path(tmp), {"gpu": gpu, "host": {"interval_s": 1.0}, "wall": {"flush_interval_s": 1.0}})
         server.start()
         try:
             assert server.proc is not None
-            yield Subject("labwall", psutil.Process(server.proc.pid), server.url + "/", wait_live,
-                          lambda item: item.startswith('42["update"'))
+            yield Subject(f"labwall, {gpus} GPUs" if gpus else "labwall, no GPU", psutil.Process(server.proc.pid),
+                          server.url + "/", wait_live, lambda item: item.startswith('42["update"'))
         finally:
             server.stop()
 
@@ -306,44 +307,60 @@ def value(result: dict[str, Any], key: str) -> float:
     return v / 2**20 if key.startswith("rss") else v
 
 
-def print_table(lab: dict[str, Any], gl: dict[str, Any]) -> None:
-    print(f"{'figure':<32} {'labwall':>12} {'glances':>12} {'labwall/glances':>16}")
+def print_table(labs: list[dict[str, Any]], gl: dict[str, Any]) -> None:
+    """One column per run, then the ratio of each labwall run to Glances (in the same order)."""
+    heads = [*(r["name"] for r in labs), "glances", *(f"{r['name']}/glances" for r in labs)]
+    print(f"{'figure':<32}" + "".join(f"{h:>{max(14, len(h) + 2)}}" for h in heads))
     for label, key, fmt in ROWS:
-        a, b = value(lab, key), value(gl, key)
-        ratio = f"{a / b:.3f}" if b and key not in ("refreshes", "other_load_pct", "server_cpu_s") else ""
-        print(f"{label:<32} {fmt.format(a):>12} {fmt.format(b):>12} {ratio:>16}")
+        b = value(gl, key)
+        cells = [fmt.format(value(r, key)) for r in labs] + [fmt.format(b)]
+        for r in labs:
+            no_ratio = not b or key in ("refreshes", "other_load_pct", "server_cpu_s")
+            cells.append("" if no_ratio else f"{value(r, key) / b:.3f}")
+        print(f"{label:<32}" + "".join(f"{c:>{max(14, len(h) + 2)}}" for c, h in zip(cells, heads, strict=True)))
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else float("inf")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="10 s per server instead of 300 s")
+    parser.add_argument("--quick", action="store_true", help="8 s per server instead of 300 s")
     parser.add_argument("--duration", type=float, help="measuring window per server, seconds (default 300)")
     args = parser.parse_args()
-    seconds = args.duration or (10.0 if args.quick else 300.0)
+    seconds = args.duration or (8.0 if args.quick else 300.0)
     if seconds < 5:
         raise SystemExit(f"--duration must be at least 5 s (got {seconds:g}): a window needs several refreshes")
     glances = ensure_glances()
     version = subprocess.run([str(glances), "-V"], capture_output=True, text=True).stdout.split("\n")[0].split()[-1]
-    print(f"vs_glances: {seconds:g} s window each, one after the other (labwall, then Glances), one headless "
+    print(f"vs_glances: {seconds:g} s window each, one after the other (labwall with {GPUS} simulated GPUs, "
+          f"labwall without GPUs, then Glances), one headless "
           f"Chromium {FULL_HD['width']}x{FULL_HD['height']} per page; {platform.node()}, {psutil.cpu_count()} CPUs, "
           f"{len(psutil.pids())} processes running")
-    print("labwall: DEMO MODE, 8 simulated GPUs (no GPU here) + real host, 1 s collectors, 1 s wall flush")
+    print(f"labwall: DEMO MODE, {GPUS} simulated GPUs (no GPU here) + real host, 1 s collectors, 1 s wall flush; "
+          "then with the GPU collector off (host only: what Glances can see on this machine)")
     print(f"glances: Glances {version} -w -t 1 --disable-autodiscover --disable-check-update, "
           "web UI refresh 1 s (no GPU here: its GPU plugin is empty)")
-    with labwall_server() as subject:
-        lab = measure(subject, seconds)
+    labs = []
+    for gpus in (GPUS, 0):
+        with labwall_server(gpus) as subject:
+            labs.append(measure(subject, seconds))
     with glances_server(glances) as subject:
         gl = measure(subject, seconds)
-    print_table(lab, gl)
+    print_table(labs, gl)
+    lab, bare = labs
     print(f"labwall bytes: {lab['ws_bytes']:,} websocket payload + {lab['http_bytes']:,} HTTP; websocket "
           f"extensions: {lab['ws_extensions'] or 'none'} (payload counted before any compression); "
           f"glances bytes: {gl['http_bytes']:,} HTTP as received (gzip) + {gl['ws_bytes']:,} websocket")
-    print(f"pages still live at the end: labwall {lab['alive']}, glances {gl['alive']}")
-    cpu_ratio = lab["server_cpu_pct"] / gl["server_cpu_pct"] if gl["server_cpu_pct"] else float("inf")
-    print(f"ratio server CPU labwall/glances: {cpu_ratio:.3f} (target <= {TARGET_CPU_RATIO})")
-    print(f"ratio browser CPU labwall/glances: {lab['browser_cpu_pct'] / max(gl['browser_cpu_pct'], 1e-9):.3f}")
-    print(f"ratio bytes per refresh labwall/glances: "
-          f"{lab['bytes_per_refresh'] / max(gl['bytes_per_refresh'], 1e-9):.3f}")
+    print(f"pages still live at the end: labwall {lab['alive'] and bare['alive']}, glances {gl['alive']}")
+    print(f"ratio server CPU labwall/glances: {ratio(lab['server_cpu_pct'], gl['server_cpu_pct']):.3f} "
+          f"with {GPUS} simulated GPUs, {ratio(bare['server_cpu_pct'], gl['server_cpu_pct']):.3f} without GPUs "
+          f"(target <= {TARGET_CPU_RATIO})")
+    print(f"ratio browser CPU labwall/glances: {ratio(lab['browser_cpu_pct'], gl['browser_cpu_pct']):.3f} "
+          f"with {GPUS} simulated GPUs, {ratio(bare['browser_cpu_pct'], gl['browser_cpu_pct']):.3f} without")
+    print(f"ratio bytes per refresh labwall/glances: {ratio(lab['bytes_per_refresh'], gl['bytes_per_refresh']):.3f} "
+          f"with {GPUS} simulated GPUs, {ratio(bare['bytes_per_refresh'], gl['bytes_per_refresh']):.3f} without")
 
 
 if __name__ == "__main__":

@@ -113,7 +113,7 @@ def serve(args: argparse.Namespace) -> None:
                 "frames": feed.frames_made}
 
     app.on_startup(monitor.start)
-    app.on_shutdown(monitor.stop)
+    app.on_shutdown(lambda: monitor.stop(timeout_s=2.0))
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     # the same settings as monitor/server.py; LABWALL_BENCH_TAILWIND=0 measures the page without
     # NiceGUI's Tailwind browser runtime
