@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the Prometheus harness
 
 from viewers import measure
-from wall_bytes import Harness, _exit_with_parent, free_port, launch, stop_on_sigterm, wait_live
+from wall_bytes import Harness, free_port, launch, stop_on_sigterm, wait_live
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -44,37 +43,14 @@ QUERY_HANDLERS = ("/api/v1/query", "/api/v1/query_range")
 # -- the wall server (subprocess) ---------------------------------------------------------------------
 def serve(args: argparse.Namespace) -> None:
     """wall_bytes' bench server plus the prometheus source: the same routes and /bench/stats."""
-    from nicegui import app, ui
-    from nicegui.client import Client
-    from wall_bytes import bench_config, prefill
+    from wall_bytes import serve as serve_wall
 
-    from monitor.api import register_api
-    from monitor.app import Monitor
     from monitor.config import PrometheusConfig
-    from monitor.store import Store
-    from monitor.wall import register_wall
 
-    config = bench_config(args.port, HISTORY, 8, 1.0)
-    config.prometheus = PrometheusConfig(url=args.prometheus, interval_s=args.refresh)
-    store = Store(config.host_label, config.history.window_s, config.history.day_tier, config.events.capacity)
-    prefill(store, config, HISTORY)
-    monitor = Monitor(config, store=store)
-    register_api(app, store)
-    feed = register_wall(monitor)
-    process = psutil.Process()
+    def add_source(config: Any) -> None:
+        config.prometheus = PrometheusConfig(url=args.prometheus, interval_s=args.refresh)
 
-    @app.get("/bench/stats")
-    def stats() -> dict[str, Any]:
-        cpu = process.cpu_times()
-        return {"cpu_s": cpu.user + cpu.system, "rss": process.memory_info().rss,
-                "time": time.monotonic(), "clients": len(Client.instances), "ticks": feed.tick_stats.take(),
-                "frames": feed.frames_made}
-
-    app.on_startup(monitor.start)
-    app.on_shutdown(lambda: monitor.stop(timeout_s=2.0))
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
-    ui.run(host="127.0.0.1", port=args.port, title="labwall", dark=True, reload=False, show=False,
-           uvicorn_logging_level="warning", reconnect_timeout=10.0)
+    serve_wall(argparse.Namespace(port=args.port, history=HISTORY, gpus=8, interval=1.0), add_source)
 
 
 class WallServer(Harness):

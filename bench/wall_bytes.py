@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,9 @@ def prefill(store: Any, config: Any, points: int) -> int:
     return count
 
 
-def serve(args: argparse.Namespace) -> None:
+def serve(args: argparse.Namespace, adjust: Callable[[Any], None] | None = None) -> None:
+    """The bench server: the wall and the API over a prefilled store, plus /bench/stats; `adjust`
+    changes the config first (bench/multihost.py adds its prometheus source)."""
     import psutil
     from nicegui import app, ui
     from nicegui.client import Client
@@ -97,6 +100,8 @@ def serve(args: argparse.Namespace) -> None:
     from monitor.wall import register_wall
 
     config = bench_config(args.port, args.history, args.gpus, args.interval)
+    if adjust is not None:
+        adjust(config)
     store = Store(config.host_label, config.history.window_s, config.history.day_tier, config.events.capacity)
     if args.history:
         prefill(store, config, args.history)
