@@ -120,9 +120,9 @@ def serve(args: argparse.Namespace, adjust: Callable[[Any], None] | None = None)
     app.on_startup(monitor.start)
     app.on_shutdown(lambda: monitor.stop(timeout_s=2.0))
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
-    # the same settings as monitor/server.py; LABWALL_BENCH_TAILWIND=0 measures the page without
-    # NiceGUI's Tailwind browser runtime
-    tailwind = os.environ.get("LABWALL_BENCH_TAILWIND", "1") != "0"
+    # the same settings as monitor/server.py (no Tailwind runtime); LABWALL_BENCH_TAILWIND=1 measures
+    # the page with NiceGUI's Tailwind browser runtime, NiceGUI's default
+    tailwind = os.environ.get("LABWALL_BENCH_TAILWIND", "0") == "1"
     ui.run(host="127.0.0.1", port=args.port, title="labwall", dark=True, reload=False, show=False,
            uvicorn_logging_level="warning", reconnect_timeout=10.0, tailwind=tailwind)
 

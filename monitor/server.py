@@ -66,4 +66,6 @@ def serve(config: Config, demo_runs: Path | None = None) -> None:
         reconnect_timeout=10.0,
         # Open websockets get this long to close on SIGTERM, so the whole stop stays under 5 s.
         timeout_graceful_shutdown=2,
+        # The wall styles itself (wall.css); NiceGUI's Tailwind runtime would only watch every DOM update.
+        tailwind=False,
     )

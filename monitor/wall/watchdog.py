@@ -26,8 +26,8 @@ def watchdog_script(flush_interval_s: float, stale_after_intervals: float) -> st
   let beat = 0;
   window.__labwall = {{ lastMessage: () => last }};
   setInterval(async () => {{
-    // Tailwind's browser runtime leaves a performance mark and measure per DOM update and never
-    // clears them: at one tick a second that is hundreds of MB a day on a wall that never reloads.
+    // The wall runs without Tailwind's runtime (which leaves a performance mark per DOM update);
+    // clearing marks anyway keeps any other library's from piling up on a wall that never reloads.
     if (++beat % 10 === 0) {{ performance.clearMarks(); performance.clearMeasures(); }}
     if (window.socket && hooked !== window.socket) {{
       window.socket.onAny((event) => {{ if (event === "update") last = Date.now(); }});

@@ -6,11 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from browser_support import FULL_HD, launched_browser, open_wall, start_server, wait_live, write_json
+from browser_support import launched_browser, start_server
 from playwright.sync_api import Browser
 from support import LabwallServer, wait_for
-
-__all__ = ["FULL_HD", "open_wall", "start_server", "wait_live", "write_json"]
 
 
 # Module scope, not session: the sync Playwright API runs an asyncio loop in this thread while it is

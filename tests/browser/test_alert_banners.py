@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import open_wall, start_server, write_json
+from browser_support import open_wall, start_server, write_json
 from playwright.sync_api import Browser, Page
 from support import LabwallServer, wait_for
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import open_wall, start_server
+from browser_support import open_wall, start_server
 from playwright.sync_api import Browser, Page
 from support import LabwallServer, wait_for
 

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 import pytest
-from conftest import FULL_HD, open_wall
+from browser_support import FULL_HD, open_wall
 from playwright.sync_api import Browser, Page
 from support import ROOT, LabwallServer, wait_for
 

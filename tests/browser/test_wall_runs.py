@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conftest import FULL_HD, open_wall
+from browser_support import FULL_HD, open_wall
 from playwright.sync_api import Browser, Page
 from support import ROOT
 from test_wall_page import fits

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import open_wall, start_server, write_json
+from browser_support import open_wall, start_server, write_json
 from playwright.sync_api import Browser
 
 pytestmark = pytest.mark.browser
