@@ -5,7 +5,8 @@ thread retries setup() later, so loading the driver needs no restart. A GPU that
 is marked lost on its own while the others keep updating, and is re-opened every tick until it
 answers again. XID errors arrive as NVML events (collectors/gpu_xid.py), drained without waiting
 each tick. NVML calls cost ~0.4 ms each, so what does not change is read every
-`static_refresh_s`, ECC counters every `ecc_refresh_s`, and the 20 ms PCIe sampling is rationed.
+`static_refresh_s`, ECC counters every `ecc_refresh_s`, clocks (not on the wall) every
+`clock_refresh_s`, and the 20 ms PCIe sampling is rationed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from collectors.gpu_fields import (
     describe_init_error,
     error_code,
     error_text,
+    read_clocks,
     read_dynamic,
     read_ecc,
     read_pcie,
@@ -57,6 +59,8 @@ SERIES: tuple[tuple[str, str], ...] = (
     ("power_draw_watts", "gpu_power_watts"),
     ("power_limit_watts", "gpu_power_limit_watts"),
     ("fan_percent", "gpu_fan_percent"),
+)
+CLOCK_SERIES = (
     ("clock_sm_mhz", "gpu_clock_sm_mhz"),
     ("clock_memory_mhz", "gpu_clock_memory_mhz"),
 )
@@ -70,6 +74,7 @@ ECC_SERIES = (
 )
 READING_FIELDS = (
     *(f for f, _ in SERIES),
+    *(f for f, _ in CLOCK_SERIES),
     "pstate",
     "throttle_reasons",
     *(f for f, _ in PCIE_SERIES),
@@ -91,6 +96,8 @@ class _Device:
     ecc_at: float = -math.inf
     pcie: tuple[float | None, float | None] = (None, None)
     pcie_at: float = -math.inf
+    clocks: tuple[int | None, int | None] = (None, None)
+    clocks_at: float = -math.inf
     lost_reason: str | None = None
     xids: list[dict[str, Any]] = field(default_factory=list)  # the latest XIDs: {"time", "code", "meaning"}
 
@@ -114,6 +121,7 @@ class GpuCollector(Collector):
         retry_s: float = 60.0,
         static_refresh_s: float = 30.0,
         ecc_refresh_s: float = 10.0,
+        clock_refresh_s: float = 5.0,
         pcie_interval_s: float = 5.0,
         pcie_per_tick: int = 1,
         clock: Callable[[], float] = time.time,
@@ -126,6 +134,7 @@ class GpuCollector(Collector):
         self.retry_s = retry_s
         self.static_refresh_s = static_refresh_s
         self.ecc_refresh_s = ecc_refresh_s
+        self.clock_refresh_s = clock_refresh_s
         self.pcie_interval_s = pcie_interval_s
         self.pcie_per_tick = pcie_per_tick
         self.clock = clock
@@ -246,6 +255,9 @@ class GpuCollector(Collector):
             fresh_ecc = _due(device.ecc_at, now, self.ecc_refresh_s)
             if fresh_ecc:
                 device.ecc, device.ecc_at = read_ecc(reader, device.static.get("ecc_enabled")), now
+            fresh_clocks = _due(device.clocks_at, now, self.clock_refresh_s)
+            if fresh_clocks:
+                device.clocks, device.clocks_at = read_clocks(reader), now
             if read_pcie_now:
                 device.pcie, device.pcie_at = read_pcie(reader), now
             found = read_processes(reader, since_us)
@@ -255,12 +267,15 @@ class GpuCollector(Collector):
             return self._entry(device, None, [])
         values["pcie_rx_bytes_per_second"], values["pcie_tx_bytes_per_second"] = device.pcie
         values["ecc_errors_corrected"], values["ecc_errors_uncorrected"] = device.ecc
+        values["clock_sm_mhz"], values["clock_memory_mhz"] = device.clocks
         labels = {"gpu": device.index, "uuid": device.static["uuid"]}
         for key, series in SERIES:
             batch.add(series, values[key], **labels)
         for key, series in PCIE_SERIES if read_pcie_now else ():
             batch.add(series, values[key], **labels)
         for key, series in ECC_SERIES if fresh_ecc else ():
+            batch.add(series, values[key], **labels)
+        for key, series in CLOCK_SERIES if fresh_clocks else ():
             batch.add(series, values[key], **labels)
         return self._entry(device, values, [self._process(*p) for p in found])
 
@@ -287,7 +302,7 @@ class GpuCollector(Collector):
             self._mark_lost(device, error_text(exc))
             return False
         device.reader, device.static, device.static_at = reader, static, now
-        device.ecc_at = device.pcie_at = -math.inf
+        device.ecc_at = device.pcie_at = device.clocks_at = -math.inf
         note = self.xid.register(device.index, handle)  # once per (re)open: a reset GPU needs a new one
         if note is not None:
             self.store.events.add("info", "gpu", note)

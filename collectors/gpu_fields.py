@@ -221,11 +221,17 @@ def read_dynamic(reader: DeviceReader) -> dict[str, Any]:
         "temperature_celsius": finite(reader.first(temperature, nvml.NVML_TEMPERATURE_GPU)),
         "power_draw_watts": finite(reader.get("power", nvml.nvmlDeviceGetPowerUsage), 1e-3),
         "fan_percent": finite(reader.get("fan", nvml.nvmlDeviceGetFanSpeed)),
-        "clock_sm_mhz": whole(reader.get("clock_sm", nvml.nvmlDeviceGetClockInfo, nvml.NVML_CLOCK_SM)),
-        "clock_memory_mhz": whole(reader.get("clock_mem", nvml.nvmlDeviceGetClockInfo, nvml.NVML_CLOCK_MEM)),
         "pstate": pstate_name(reader.get("pstate", nvml.nvmlDeviceGetPerformanceState)),
         "throttle_reasons": decode_throttle_reasons(reader.first(clock_reasons)),
     }
+
+
+def read_clocks(reader: DeviceReader) -> tuple[int | None, int | None]:
+    """(SM, memory) clocks in MHz: kept in the API and /metrics, not shown on the wall, so rationed."""
+    nvml = reader.nvml
+    sm = reader.get("clock_sm", nvml.nvmlDeviceGetClockInfo, nvml.NVML_CLOCK_SM)
+    mem = reader.get("clock_mem", nvml.nvmlDeviceGetClockInfo, nvml.NVML_CLOCK_MEM)
+    return whole(sm), whole(mem)
 
 
 def read_pcie(reader: DeviceReader) -> tuple[float | None, float | None]:

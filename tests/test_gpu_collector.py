@@ -280,6 +280,23 @@ def test_pcie_sampling_is_rationed() -> None:
     assert latest(store, "gpu_pcie_rx_bytes_per_second", 0) == (T0 + 5, 1024_000.0)
 
 
+def test_clocks_are_read_every_clock_refresh_s_and_kept_between() -> None:
+    fake, store, collector = make(2, clock_refresh_s=5.0)
+    collector.setup()
+    collector.collect(T0)
+    assert fake.calls["nvmlDeviceGetClockInfo"] == 4  # SM + memory of 2 GPUs
+    fake.readings[0].clock_sm_mhz = 1980
+    for t in range(1, 5):
+        collector.collect(T0 + t)
+    assert fake.calls["nvmlDeviceGetClockInfo"] == 4  # not shown on the wall: not worth 0.4 ms a call each tick
+    assert doc(store)["gpus"][0]["clock_sm_mhz"] == 1400  # the last reading stays in the document
+    assert latest(store, "gpu_clock_sm_mhz", 0) == (T0, 1400.0)
+    collector.collect(T0 + 5)
+    assert fake.calls["nvmlDeviceGetClockInfo"] == 8
+    assert doc(store)["gpus"][0]["clock_sm_mhz"] == 1980
+    assert latest(store, "gpu_clock_sm_mhz", 0) == (T0 + 5, 1980.0)
+
+
 # -- a GPU lost and found --------------------------------------------------------------------------
 
 
