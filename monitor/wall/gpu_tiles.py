@@ -12,7 +12,7 @@ from nicegui import ui
 from monitor.config import Config
 from monitor.wall import format as fmt
 from monitor.wall.cells import Cell, CellView
-from monitor.wall.theme import level_at_or_above
+from monitor.wall.theme import level_at_or_above, temperature_level
 
 MAX_PROCESS_ROWS = 3
 UNKNOWN_RUN = "unknown run"  # what the run join says of a process whose /proc it could not read
@@ -145,7 +145,7 @@ def tile_cells(p: int, gpu: dict[str, Any], config: Config, joins: dict[Any, str
                         level_at_or_above(mem_ratio, t.gpu_memory_ratio - 0.05, t.gpu_memory_ratio)),
         k + "memx": Cell(f"{100 * mem_ratio:.0f} %" if mem_ratio is not None else ""),
         k + "memt": Cell(f"/ {fmt.gib(total, 0)} GiB" if total is not None else "/ n/a"),
-        k + "temp": Cell(fmt.celsius(temp), level=level_at_or_above(temp, t.gpu_temp_c - 8, t.gpu_temp_c)),
+        k + "temp": Cell(fmt.celsius(temp), level=temperature_level(temp, t.gpu_temp_c)),
         k + "power": Cell(fmt.power(draw, limit),
                           fmt.fill(100 * power_ratio if power_ratio is not None else None)),
         k + "extra": Cell(" · ".join(extra) if extra else "", level=extra_level),

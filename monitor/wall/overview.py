@@ -22,7 +22,7 @@ from monitor.config import Config
 from monitor.remote_hosts import RemoteHost, RemoteView
 from monitor.wall import format as fmt
 from monitor.wall.cells import Cell, CellView, SparkLine
-from monitor.wall.theme import level_at_or_above
+from monitor.wall.theme import temperature_level
 
 BAND_MAX_HOSTS = 8
 ROWS_PER_COLUMN = 16
@@ -118,7 +118,7 @@ def host_cells(i: int, host: RemoteHost | None, gpu_slots: int, config: Config, 
                         pct=fmt.fill(100 * used) if used is not None else None)
         cells[g + ".u"] = Cell("LOST" if lost else fmt.percent(util))
         cells[g + ".t"] = Cell(f"{temp:.0f}°" if temp is not None else "",
-                               level=level_at_or_above(temp, temp_warn - 8, temp_warn))
+                               level=temperature_level(temp, temp_warn))
     return cells
 
 

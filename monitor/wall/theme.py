@@ -34,5 +34,13 @@ def level_at_or_above(value: float | None, warn: float, crit: float) -> str:
     return "crit" if value >= crit else "warn" if value >= warn else ""
 
 
+TEMP_WARN_BELOW_C = 8.0  # a GPU turns amber this many degrees below thresholds.gpu_temp_c
+
+
+def temperature_level(celsius: float | None, limit_c: float) -> str:
+    """Amber close to the GPU temperature limit, red at it: one rule for local tiles and host rows."""
+    return level_at_or_above(celsius, limit_c - TEMP_WARN_BELOW_C, limit_c)
+
+
 CSS = Path(__file__).with_name("wall.css")
 OVERVIEW_CSS = Path(__file__).with_name("overview.css")
