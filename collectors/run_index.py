@@ -10,7 +10,7 @@ from typing import Any
 
 import psutil
 
-from collectors.runs.writers import PROC, _opened_for_writing
+from collectors.runs.writers import PROC, _opened_for_writing, owning_run
 
 # Flags (and hydra-style `key=value` keys, last dotted part) that name where a run writes.
 OUTPUT_KEYS = frozenset({
@@ -113,15 +113,7 @@ class RunIndex:
 
     def owner(self, path: str) -> str | None:
         """The run whose directory is `path` or holds it."""
-        directory = path
-        while True:
-            run_id = self.by_path.get(directory)
-            if run_id is not None:
-                return run_id
-            parent = os.path.dirname(directory)
-            if parent == directory:
-                return None
-            directory = parent
+        return owning_run(path, self.by_path)
 
     def below(self, directory: str) -> str | None:
         """The run a launcher's output directory most likely means: running first, then newest."""

@@ -57,7 +57,7 @@ def find_writers(run_dirs: dict[str, str], max_levels: int = 8) -> dict[str, dic
                 continue
             if not target.startswith("/"):
                 continue  # pipes, sockets, anonymous inodes
-            run_id = _owner(target, run_dirs, max_levels)
+            run_id = owning_run(os.path.dirname(target), run_dirs, max_levels)
             if run_id is None or int(pid) in found.get(run_id, {}) or not _opened_for_writing(pid, fd):
                 continue
             if info is None:
@@ -70,16 +70,17 @@ def find_writers(run_dirs: dict[str, str], max_levels: int = 8) -> dict[str, dic
     return found
 
 
-def _owner(path: str, run_dirs: dict[str, str], max_levels: int) -> str | None:
-    directory = os.path.dirname(path)
-    for _ in range(max_levels):
+def owning_run(directory: str, run_dirs: dict[str, str], max_levels: int | None = None) -> str | None:
+    """The run whose directory is `directory` or one of its parents (at most `max_levels` of them)."""
+    levels = 0
+    while max_levels is None or levels < max_levels:
         run_id = run_dirs.get(directory)
         if run_id is not None:
             return run_id
         parent = os.path.dirname(directory)
         if parent == directory:
             return None
-        directory = parent
+        directory, levels = parent, levels + 1
     return None
 
 
