@@ -14,7 +14,6 @@ own request counters).
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the Prometheus harness
 
 from viewers import measure
-from wall_bytes import Harness, free_port, launch, stop_on_sigterm, wait_live
+from wall_bytes import Harness, launch, stop_on_sigterm, wait_live
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -57,17 +56,7 @@ class WallServer(Harness):
     """This file's `--serve` on a free loopback port (Harness's stats() and stop())."""
 
     def __init__(self, prometheus_url: str, refresh_s: float) -> None:  # starts its own command, not Harness's
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = Path(tempfile.gettempdir()) / f"labwall-multihost-{self.port}.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", "--port", str(self.port), "--prometheus", prometheus_url,
-             "--refresh", str(refresh_s)],
-            cwd=ROOT, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
-            env={k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"},
-        )
-        wait_until(lambda: httpx.get(self.url + "/healthz", timeout=2).status_code == 200, 90,
-                   f"the wall server (log: {self.log})", self.proc)
+        self.spawn(__file__, ["--prometheus", prometheus_url, "--refresh", str(refresh_s)], "multihost")
 
 
 # -- the lab: exporter + Prometheus ---------------------------------------------------------------------

@@ -19,8 +19,6 @@ counted from its end. Threads are counted apart from AnyIO's worker pool, which 
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -33,7 +31,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from socket_viewers import ChurnResult, ViewerLoop, churn
-from wall_bytes import ROOT, bench_config, free_port, prefill, stop_on_sigterm
+from wall_bytes import Harness, bench_config, prefill, stop_on_sigterm
 
 TARGET_GROWTH_PERCENT = 5.0
 FEED_RATE = 360.0  # simulated seconds per real second: 1 h of samples every 10 s
@@ -118,23 +116,12 @@ def serve(args: argparse.Namespace) -> None:
 
 
 # -- the bench side -------------------------------------------------------------------------------------
-class SoakServer:
-    """`soak.py --serve` as a subprocess on a free loopback port."""
+class SoakServer(Harness):
+    """`soak.py --serve` as a subprocess on a free loopback port (Harness's stats() and stop())."""
 
     def __init__(self, grace: float) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"labwall-soak-{self.port}.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", "--port", str(self.port), "--grace", str(grace)], cwd=ROOT,
-            stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
-            env={k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"},  # else NiceGUI's test mode
-        )
+        self.spawn(__file__, ["--grace", str(grace)], "soak")
         self.process = psutil.Process(self.proc.pid)
-        self.until(lambda: httpx.get(self.url + "/healthz", timeout=2).status_code == 200, 90, "the server to start")
-
-    def stats(self) -> dict[str, Any]:
-        return httpx.get(self.url + "/bench/stats", timeout=10).json()
 
     def until(self, condition: Any, timeout: float, what: str) -> float:
         """Poll `condition` every 0.2 s; seconds it took. Fails with the server log if it never holds."""
@@ -157,14 +144,6 @@ class SoakServer:
         threads, pool = self.process.num_threads(), self.stats()["pool_threads"]
         return {"rss": self.process.memory_info().rss / 2**20, "threads": threads, "own": threads - pool,
                 "pool": pool, "fds": self.process.num_fds()}
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
 
 
 class Peaks(threading.Thread):

@@ -149,12 +149,16 @@ class Harness:
     """A `--serve` subprocess on a free loopback port."""
 
     def __init__(self, history: int, gpus: int = 8, interval: float = 1.0) -> None:
+        self.spawn(__file__, ["--history", str(history), "--gpus", str(gpus), "--interval", str(interval)], "bench")
+
+    def spawn(self, script: str, args: list[str], tag: str) -> None:
+        """Start `script --serve --port P ARGS` and return once its /healthz answers (90 s at most);
+        the bench servers of other scripts (soak, multihost) start their own `--serve` this way."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"labwall-bench-{self.port}.log"
+        self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"labwall-{tag}-{self.port}.log"
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", "--port", str(self.port), "--history", str(history),
-             "--gpus", str(gpus), "--interval", str(interval)],
+            [sys.executable, script, "--serve", "--port", str(self.port), *args],
             cwd=ROOT, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
             # NiceGUI switches to its own test mode when it sees this (set when run from pytest)
             env={k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"},
@@ -169,7 +173,7 @@ class Harness:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("bench server did not start within 90 s")
+                raise RuntimeError(f"bench server did not start within 90 s (log: {self.log})")
             time.sleep(0.2)
 
     def stats(self) -> dict[str, Any]:
