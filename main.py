@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from monitor.config import Config, ConfigError, format_validation_error, load_config
-from monitor.service import configure_logging
+from monitor.service.systemd import configure_logging
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "config.yaml"
 
@@ -60,11 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.config}: configuration is valid")
         return 0
 
-    from monitor.server import serve  # imported late: --check-config must not pay for the web stack
+    from monitor.web.server import serve  # imported late: --check-config must not pay for the web stack
 
     demo_runs = None
     if args.demo and not config.runs.roots:
-        from monitor.demo_trainer import make_demo_root
+        from monitor.demo.trainer import make_demo_root
 
         demo_runs = make_demo_root()
         config.runs.roots = [demo_runs]

@@ -19,12 +19,12 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from collectors.base import CollectorThread
-from collectors.gpu import build_gpu_collector
-from collectors.gpu_simulated import SimulatedNvml
+from collectors.gpu.collector import build_gpu_collector
+from collectors.gpu.simulated import SimulatedNvml
 from collectors.host import HostCollector
 from monitor.config import Config
-from monitor.samples import SampleBatch
-from monitor.store import Store
+from monitor.model.samples import SampleBatch
+from monitor.model.store import Store
 
 NVML_CALL_MS = 0.4  # measured cost of one real NVML call (issue figures)
 

@@ -1,5 +1,5 @@
 """A whole lab in one small process: N simulated GPU servers, each on its own loopback port, each
-serving /metrics in labwall's metric names (monitor/metrics_names.py) with its own `host` label.
+serving /metrics in labwall's metric names (monitor/model/metric_names.py) with its own `host` label.
 
 For benchmarks of the multi-host wall (bench/multihost.py): 32 real labwall instances would cost
 more CPU than the wall being measured. Values move with time (GPU load waves, growing run steps),
@@ -24,8 +24,8 @@ from prometheus_client.registry import Collector
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor import metrics_names as m
-from monitor.metrics import Families
+from monitor.model import metric_names as m
+from monitor.web.metrics import Families
 
 GiB = 1024**3
 GPU_MEMORY = 80 * GiB

@@ -29,11 +29,11 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from collectors.gpu import build_gpu_collector
-from collectors.run_join import RunJoinCollector
+from collectors.gpu.collector import build_gpu_collector
+from collectors.join.collector import RunJoinCollector
 from monitor.config import Config, JoinConfig
-from monitor.run_registry import run_id_for
-from monitor.store import Store
+from monitor.model.run_registry import run_id_for
+from monitor.model.store import Store
 
 KINDS = ("open_files", "cwd", "cmdline", "parent", "none")
 CHILD = """

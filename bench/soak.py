@@ -2,7 +2,7 @@
 labwall server; does its memory, thread count or file-descriptor count creep?
 
 The server is the benchmarks' wall (8 simulated GPUs + host at 1 s, charts pre-filled to 600
-points, NiceGUI's 10 s reconnect grace like monitor/server.py). Viewers are light socket.io
+points, NiceGUI's 10 s reconnect grace like monitor/web/server.py). Viewers are light socket.io
 clients (bench/socket_viewers.py), 10 at a time, each connected for 0.5-2 s. The 24 h of samples
 come on a fake clock, as in bench/collect_bench.py: a thread in the server appends one reading of
 every series the collectors produce (under a `soak_` name, so the alert rules and the charts keep
@@ -35,7 +35,7 @@ from wall_bytes import Harness, bench_config, prefill, stop_on_sigterm
 
 TARGET_GROWTH_PERCENT = 5.0
 FEED_RATE = 360.0  # simulated seconds per real second: 1 h of samples every 10 s
-RECONNECT_GRACE_S = 10.0  # NiceGUI keeps a disconnected client this long (monitor/server.py)
+RECONNECT_GRACE_S = 10.0  # NiceGUI keeps a disconnected client this long (monitor/web/server.py)
 CONCURRENCY = 10
 HOLD_S = (0.5, 2.0)
 BLOCKS = 5  # the first is the warm-up
@@ -60,7 +60,7 @@ class DayFeeder:
         threading.Thread(target=self._run, args=(int(hours * 3600),), name="soak-feeder", daemon=True).start()
 
     def _run(self, seconds: int) -> None:
-        from monitor.samples import Sample
+        from monitor.model.samples import Sample
 
         live = self.store.keys()  # Store.keys() is a method returning a list, not a dict view
         keys = [k for k in live if not k[0].startswith("soak_")]
@@ -84,10 +84,10 @@ def serve(args: argparse.Namespace) -> None:
     from nicegui import app, ui
     from nicegui.client import Client
 
-    from monitor.api import register_api
     from monitor.app import Monitor
-    from monitor.store import Store
+    from monitor.model.store import Store
     from monitor.wall import register_wall
+    from monitor.web.api import register_api
 
     config = bench_config(args.port, 600, 8, 1.0)
     store = Store(config.host_label, config.history.window_s, config.history.day_tier, config.events.capacity)

@@ -58,8 +58,8 @@ def prefill(store: Any, config: Any, points: int) -> int:
     """`points` - 1 past readings of every series the collectors produce, ending one interval ago,
     so that the charts of a page opened now hold `points` points once the first live reading lands."""
     from collectors.registry import build_collectors
-    from monitor.samples import Sample
-    from monitor.store import Store
+    from monitor.model.samples import Sample
+    from monitor.model.store import Store
 
     scratch = Store(config.host_label, config.history.window_s, day_tier=False)
     collectors = build_collectors(config, scratch)
@@ -94,10 +94,10 @@ def serve(args: argparse.Namespace, adjust: Callable[[Any], None] | None = None)
     from nicegui import app, ui
     from nicegui.client import Client
 
-    from monitor.api import register_api
     from monitor.app import Monitor
-    from monitor.store import Store
+    from monitor.model.store import Store
     from monitor.wall import register_wall
+    from monitor.web.api import register_api
 
     config = bench_config(args.port, args.history, args.gpus, args.interval)
     if adjust is not None:
@@ -120,7 +120,7 @@ def serve(args: argparse.Namespace, adjust: Callable[[Any], None] | None = None)
     app.on_startup(monitor.start)
     app.on_shutdown(lambda: monitor.stop(timeout_s=2.0))
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
-    # the same settings as monitor/server.py (no Tailwind runtime); LABWALL_BENCH_TAILWIND=1 measures
+    # the same settings as monitor/web/server.py (no Tailwind runtime); LABWALL_BENCH_TAILWIND=1 measures
     # the page with NiceGUI's Tailwind browser runtime, NiceGUI's default
     tailwind = os.environ.get("LABWALL_BENCH_TAILWIND", "0") == "1"
     ui.run(host="127.0.0.1", port=args.port, title="labwall", dark=True, reload=False, show=False,

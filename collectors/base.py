@@ -15,8 +15,8 @@ import time
 from abc import ABC, abstractmethod
 from typing import Any, Literal
 
-from monitor.samples import SampleBatch
-from monitor.store import Store
+from monitor.model.samples import SampleBatch
+from monitor.model.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 import psutil
 
 from collectors.base import Collector
-from monitor.store import Store
+from monitor.model.store import Store
 
 EXCLUDED_INTERFACES = frozenset({"lo"})
 # Traffic to containers crosses these virtual devices as well as the real NIC; counting them too

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collectors.base import Collector
-from collectors.gpu import build_gpu_collector
+from collectors.gpu.collector import build_gpu_collector
 from collectors.host import HostCollector
-from collectors.prometheus_source import PrometheusCollector
-from collectors.run_join import RunJoinCollector
+from collectors.join.collector import RunJoinCollector
+from collectors.prometheus.collector import PrometheusCollector
 from collectors.runs import RunsCollector
-from monitor.alerts import build_alert_engine
+from monitor.alerts.engine import build_alert_engine
 from monitor.config import Config
-from monitor.store import Store
+from monitor.model.store import Store
 
 
 def build_collectors(config: Config, store: Store) -> list[Collector]:

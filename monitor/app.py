@@ -8,7 +8,7 @@ import time
 from collectors.base import Collector, CollectorThread, HangWatch
 from collectors.registry import build_collectors
 from monitor.config import Config
-from monitor.store import Store
+from monitor.model.store import Store
 
 log = logging.getLogger(__name__)
 

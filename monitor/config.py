@@ -61,8 +61,8 @@ class GpuConfig(Section):
         if not path.is_file():
             raise ValueError(f"file {str(path)!r} not found")
         # Imported here: the simulated backend lives with the collectors, which import this module.
-        from collectors.gpu import load_scenario
-        from collectors.gpu_simulated import SimulatedNvml
+        from collectors.gpu.collector import load_scenario
+        from collectors.gpu.simulated import SimulatedNvml
 
         SimulatedNvml(scenario=load_scenario(path))  # raises ValueError naming what is wrong
         return path
@@ -99,7 +99,7 @@ class RunsConfig(Section):
 
 
 class JoinConfig(Section):
-    """Joining GPU processes to the runs they write (collectors/run_join.py)."""
+    """Joining GPU processes to the runs they write (collectors/join/collector.py)."""
 
     enabled: bool = True
     interval_s: PositiveSeconds = 2.0
@@ -253,7 +253,7 @@ class EventsConfig(Section):
 
 
 class PrometheusConfig(Section):
-    """The multi-host wall: every host a Prometheus server scrapes (collectors/prometheus_source.py)."""
+    """The multi-host wall: every host a Prometheus server scrapes (collectors/prometheus/collector.py)."""
 
     url: str | None = None  # None: off (the wall shows this host only)
     # Regex on the host name (Prometheus' RE2 syntax, anchored): which hosts the wall shows.

@@ -8,12 +8,12 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from collectors.gpu import GpuCollector
-from collectors.processes import ProcessLookup
-from collectors.redact import Redactor
-from monitor.alerts import AlertEngine
+from collectors.gpu.collector import GpuCollector
+from collectors.gpu.processes import ProcessLookup
+from collectors.gpu.redact import Redactor
+from monitor.alerts.engine import AlertEngine
 from monitor.config import Config, parse_config
-from monitor.store import Store
+from monitor.model.store import Store
 
 try:  # tests/ is on sys.path under pytest's default import mode
     from fake_nvml import FakeNvml

@@ -17,12 +17,12 @@ from fastapi import FastAPI
 from support import wait_for
 
 from collectors.base import Collector, CollectorThread
-from collectors.gpu_sim_model import GIB
+from collectors.gpu.sim_model import GIB
 from collectors.host import HostCollector
-from monitor.alerts_api import alerts_view, register_alerts_api
 from monitor.config import ConfigError, parse_config
-from monitor.store import Store
+from monitor.model.store import Store
 from monitor.wall.alert_banner import alert_cells
+from monitor.web.alerts_api import alerts_view, register_alerts_api
 
 # -- gpu_hot ---------------------------------------------------------------------------------------
 
@@ -474,7 +474,7 @@ def test_real_demo_server_shows_a_hot_gpu_in_api_alerts(labwall_server: Any, tmp
     wait_for(raised_event, timeout=15, what="the gpu_hot alert event")
     response = server.get("/api/alerts")
     assert response.status_code == 200, (
-        f"GET /api/alerts answered {response.status_code}: monitor/server.py must call "
+        f"GET /api/alerts answered {response.status_code}: monitor/web/server.py must call "
         "register_alerts_api(app, monitor.store)"
     )
     body = response.json()

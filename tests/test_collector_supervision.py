@@ -10,10 +10,10 @@ import pytest
 from support import wait_for
 
 from collectors.base import Collector, CollectorThread, SourceUnavailable
-from monitor.api import health
 from monitor.app import Monitor
 from monitor.config import Config
-from monitor.store import Store
+from monitor.model.store import Store
+from monitor.web.api import health
 
 
 class ScriptedCollector(Collector):

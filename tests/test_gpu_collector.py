@@ -12,15 +12,15 @@ import pynvml
 import pytest
 
 from collectors.base import CollectorThread
-from collectors.gpu import GpuCollector, build_gpu_collector
-from collectors.gpu_fields import NO_DRIVER, NO_GPU, decode_throttle_reasons, pstate_name
-from collectors.gpu_sim_model import GIB, MIB
-from collectors.gpu_simulated import SimulatedNvml
-from collectors.processes import ProcessLookup
-from collectors.redact import Redactor
+from collectors.gpu.collector import GpuCollector, build_gpu_collector
+from collectors.gpu.fields import NO_DRIVER, NO_GPU, decode_throttle_reasons, pstate_name
+from collectors.gpu.processes import ProcessLookup
+from collectors.gpu.redact import Redactor
+from collectors.gpu.sim_model import GIB, MIB
+from collectors.gpu.simulated import SimulatedNvml
 from monitor.config import Config, ConfigError, parse_config
-from monitor.samples import make_labels
-from monitor.store import Store
+from monitor.model.samples import make_labels
+from monitor.model.store import Store
 
 try:  # tests/ is on sys.path under pytest's default import mode; tests.* if it becomes a package
     from fake_nvml import CUDA_VERSION, DRIVER_VERSION, NVML_VERSION, FakeNvml

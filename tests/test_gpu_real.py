@@ -17,10 +17,10 @@ import pynvml
 import pytest
 
 from collectors.base import CollectorThread
-from collectors.gpu import GpuCollector
-from collectors.gpu_fields import error_code
-from monitor.samples import make_labels
-from monitor.store import Store
+from collectors.gpu.collector import GpuCollector
+from collectors.gpu.fields import error_code
+from monitor.model.samples import make_labels
+from monitor.model.store import Store
 
 pytestmark = pytest.mark.gpu
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from collectors.base import CollectorThread
-from collectors.gpu import GpuCollector
-from collectors.gpu_fields import NO_DRIVER
-from collectors.gpu_simulated import SimulatedNvml
+from collectors.gpu.collector import GpuCollector
+from collectors.gpu.fields import NO_DRIVER
+from collectors.gpu.simulated import SimulatedNvml
 from monitor.config import ConfigError, parse_config
-from monitor.store import Store
+from monitor.model.store import Store
 
 T0 = 1_000_000.0
 TWO_GPUS: list[dict[str, Any]] = [{"name": "A"}, {"name": "B"}]

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from alerts_support import Lab, make_config
 
-from collectors.gpu import GpuCollector
-from collectors.gpu_xid import KEPT_PER_GPU, MAX_PER_TICK, XID_MEANINGS, xid_text
-from collectors.processes import ProcessLookup
-from collectors.redact import Redactor
+from collectors.gpu.collector import GpuCollector
+from collectors.gpu.processes import ProcessLookup
+from collectors.gpu.redact import Redactor
+from collectors.gpu.xid import KEPT_PER_GPU, MAX_PER_TICK, XID_MEANINGS, xid_text
 from monitor.config import ConfigError, parse_config
-from monitor.store import Store
+from monitor.model.store import Store
 
 try:  # tests/ is on sys.path under pytest's default import mode
     from fake_nvml import FakeNvml

@@ -15,8 +15,8 @@ import pytest
 
 from collectors.base import CollectorThread
 from collectors.host import CounterRate, CounterRates, HostCollector, cpu_temperature, read_temperatures
-from monitor.samples import make_labels
-from monitor.store import Store
+from monitor.model.samples import make_labels
+from monitor.model.store import Store
 
 HOST = "test-host"
 STATE_KEYS = {

@@ -13,12 +13,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from support import LabwallServer, wait_for
 
 from collectors.base import CollectorHealth
-from monitor import metrics_names as names
-from monitor.metrics import exporter_registry, labwall_version, metrics_text
-from monitor.ringbuffer import RingBuffer
-from monitor.run_points import MetricSeries
-from monitor.samples import Sample, make_labels
-from monitor.store import Store
+from monitor.model import metric_names as names
+from monitor.model.ringbuffer import RingBuffer
+from monitor.model.run_points import MetricSeries
+from monitor.model.samples import Sample, make_labels
+from monitor.model.store import Store
+from monitor.web.metrics import exporter_registry, labwall_version, metrics_text
 
 HOST = "lab-1"
 GiB = 1024**3

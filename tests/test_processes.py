@@ -11,12 +11,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
+import collectors.gpu.processes as processes_module
 import psutil
 import pytest
 
-import collectors.processes as processes_module
-from collectors.processes import UNKNOWN, ProcessInfo, ProcessLookup
-from collectors.redact import Redactor
+from collectors.gpu.processes import UNKNOWN, ProcessInfo, ProcessLookup
+from collectors.gpu.redact import Redactor
 
 ME = pwd.getpwuid(os.getuid()).pw_name
 

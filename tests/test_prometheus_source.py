@@ -18,7 +18,8 @@ import pytest
 from support import free_port
 
 from collectors.base import SourceUnavailable
-from collectors.prometheus_mapping import (
+from collectors.prometheus.collector import PrometheusCollector
+from collectors.prometheus.mapping import (
     assemble,
     assemble_runs,
     build_flavor,
@@ -27,11 +28,10 @@ from collectors.prometheus_mapping import (
     promql_string,
     sparklines,
 )
-from collectors.prometheus_query import PrometheusClient, PrometheusError, parse_matrix, parse_vector
-from collectors.prometheus_source import PrometheusCollector
+from collectors.prometheus.query import PrometheusClient, PrometheusError, parse_matrix, parse_vector
 from monitor.config import ConfigError, PrometheusConfig, parse_config
-from monitor.remote_hosts import DOWN_ABSENT, DOWN_TARGET, RemoteHosts
-from monitor.store import Store
+from monitor.model.remote_hosts import DOWN_ABSENT, DOWN_TARGET, RemoteHosts
+from monitor.model.store import Store
 from monitor.wall import overview
 
 # Recorded from a real Prometheus 2.42 (honor_labels: true) scraping labwall-style exporters.

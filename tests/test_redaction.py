@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from collectors.redact import MASK, Redactor
+from collectors.gpu.redact import MASK, Redactor
 
 SECRETS: list[tuple[str, str]] = [
     ("python train.py --token abc123xyz", "python train.py --token ***"),

@@ -23,16 +23,16 @@ from fake_nvml import FakeNvml
 from support import ROOT, wait_for
 
 from collectors.base import CollectorThread
-from collectors.gpu import GpuCollector
-from collectors.processes import ProcessLookup
+from collectors.gpu.collector import GpuCollector
+from collectors.gpu.processes import ProcessLookup
+from collectors.join.collector import NO_RUN, UNKNOWN_RUN, RunJoinCollector
+from collectors.join.run_index import JoinProcess, argument_paths
 from collectors.registry import build_collectors
-from collectors.run_index import JoinProcess, argument_paths
-from collectors.run_join import NO_RUN, UNKNOWN_RUN, RunJoinCollector
 from collectors.runs import RunsCollector
-from monitor.api import snapshot
 from monitor.config import ConfigError, JoinConfig, RunsConfig, parse_config
-from monitor.run_registry import run_id_for
-from monitor.store import Store
+from monitor.model.run_registry import run_id_for
+from monitor.model.store import Store
+from monitor.web.api import snapshot
 
 TESTS = Path(__file__).resolve().parent
 CHILD = TESTS / "join_child.py"
@@ -284,9 +284,9 @@ def test_unreadable_process_is_unknown_run_not_an_error(world: World) -> None:
 PROBE = """
 import json, os, sys, time
 import psutil, pwd
-from collectors.run_join import RunJoinCollector
-from monitor.run_registry import run_id_for
-from monitor.store import Store
+from collectors.join.collector import RunJoinCollector
+from monitor.model.run_registry import run_id_for
+from monitor.model.store import Store
 pids, run = [int(p) for p in sys.argv[1].split(",")], sys.argv[2]
 os.setgroups([]); os.setgid(65534); os.setuid(65534)  # everything is imported: now labwall is "nobody"
 store = Store("probe")

@@ -1,5 +1,5 @@
 """Plays systemd for a real labwall process: NOTIFY_SOCKET + WATCHDOG_USEC, then READY, WATCHDOG,
-STATUS and STOPPING as the service manager would see them. Plus the small pieces of monitor.service.
+STATUS and STOPPING as the service manager would see them. Plus the small pieces of monitor.service.systemd.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import httpx
 import pytest
 from support import ROOT, LabwallServer, wait_for
 
-from monitor import service
+from monitor.service import systemd as service
 
 WATCHDOG_USEC = 2_400_000  # the harness's WatchdogSec=2.4s: pings due at least every 1.2 s
 
@@ -180,7 +180,7 @@ def test_ready_comes_after_the_port_answers_then_watchdog_and_status(
 
     # Journal-style logging: every line carries a syslog priority prefix.
     log_lines = [line for line in server.logs().splitlines() if line.startswith("<")]
-    assert any(line.startswith("<6>monitor.service: ready") for line in log_lines), server.logs()[-2000:]
+    assert any(line.startswith("<6>monitor.service.systemd: ready") for line in log_lines), server.logs()[-2000:]
 
 
 def test_watchdog_pings_stop_while_the_event_loop_is_blocked(

@@ -7,9 +7,9 @@ import threading
 import numpy as np
 import pytest
 
-from monitor.ringbuffer import RingBuffer
-from monitor.samples import Sample, SampleBatch, make_labels
-from monitor.store import Store
+from monitor.model.ringbuffer import RingBuffer
+from monitor.model.samples import Sample, SampleBatch, make_labels
+from monitor.model.store import Store
 
 
 def fill(store: Store, name: str, points: list[tuple[float, float]], interval_s: float = 1.0, **labels: object) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from monitor.run_points import smooth_debiased
+from monitor.model.run_points import smooth_debiased
 from monitor.wall.gpu_tiles import UNKNOWN_RUN, join_texts, process_cells
 from monitor.wall.runs_panel import MAX_CARDS, RunTrace, run_cells, shown_runs
 
@@ -65,7 +65,7 @@ def test_joined_process_lines() -> None:
 
 def test_feed_frames_carry_new_run_points_once_and_a_reset_starts_a_new_chart() -> None:
     from monitor.config import parse_config
-    from monitor.store import Store
+    from monitor.model.store import Store
     from monitor.wall.feed import Frame, WallFeed
 
     now = [1_800_000_000.0]

@@ -11,8 +11,8 @@ import pytest
 from alerts_support import HOST, Lab, Receiver, make_config
 from support import free_port, wait_for
 
+from monitor.alerts.notify import WebhookNotifier, slack_payload
 from monitor.config import ConfigError, parse_config
-from monitor.notify import WebhookNotifier, slack_payload
 
 FAST = {"backoff_s": 0.01, "timeout_s": 10}
 

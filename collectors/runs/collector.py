@@ -24,8 +24,8 @@ from collectors.runs.status import RunProgress, StatusRules
 from collectors.runs.watcher import RunWatcher
 from collectors.runs.writers import check_writers
 from monitor.config import RunsConfig
-from monitor.run_registry import MainMetricRule, run_id_for
-from monitor.store import Store
+from monitor.model.run_registry import MainMetricRule, run_id_for
+from monitor.model.store import Store
 
 log = logging.getLogger(__name__)
 

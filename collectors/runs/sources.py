@@ -24,7 +24,7 @@ from collectors.runs.formats.jsonl import JsonlReader
 from collectors.runs.formats.text_log import TextLogReader
 from collectors.runs.formats.tfevents import EventFileReader, Rename, hf_tag
 from collectors.runs.tailer import FileTail, WholeFile
-from monitor.run_registry import RunRegistry
+from monitor.model.run_registry import RunRegistry
 
 HALF_WRITTEN_GRACE_S = 60.0  # a whole-file JSON still invalid after this long unchanged is counted bad
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from collectors.runs.formats import Marker, Parsed
-from monitor.run_registry import RunStatus
+from monitor.model.run_registry import RunStatus
 
 RATE_WINDOW_S = 300.0
 

@@ -34,7 +34,7 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-from monitor.run_registry import EventSink
+from monitor.model.run_registry import EventSink
 
 log = logging.getLogger(__name__)
 # watchdog warns when a new directory's watch races its own recursive set-up: harmless, and noisy.

@@ -12,7 +12,7 @@ from typing import Any
 
 from nicegui import ui
 
-from monitor.store import Store
+from monitor.model.store import Store
 from monitor.wall import format as fmt
 from monitor.wall.cells import Cell, CellView
 

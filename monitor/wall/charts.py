@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from nicegui import ui
 
-from monitor.samples import SeriesKey, label_value
-from monitor.store import Store
+from monitor.model.samples import SeriesKey, label_value
+from monitor.model.store import Store
 from monitor.wall import theme
 from monitor.wall.format import number
 

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from nicegui import ui
 
-from monitor.samples import Event
+from monitor.model.samples import Event
 from monitor.wall import format as fmt
 
 MAX_LINES = 40  # the panel shows ~10; a few more let it scroll smoothly, and the DOM stays bounded

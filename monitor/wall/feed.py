@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.config import Config
-from monitor.run_gpus import join_document
-from monitor.store import Store
+from monitor.model.run_gpus import join_document
+from monitor.model.store import Store
 from monitor.wall import alert_banner, charts, gpu_tiles, header, host_panel, overview
 from monitor.wall.cells import Cell
 from monitor.wall.charts import ChartPoints, ChartWindow, Refs

@@ -19,7 +19,7 @@ from typing import Any
 from nicegui import ui
 
 from monitor.config import Config
-from monitor.remote_hosts import RemoteHost, RemoteView
+from monitor.model.remote_hosts import RemoteHost, RemoteView
 from monitor.wall import format as fmt
 from monitor.wall.cells import Cell, CellView, SparkLine
 from monitor.wall.theme import temperature_level

@@ -12,8 +12,8 @@ from typing import Any, NamedTuple
 from nicegui import ui
 
 from monitor.config import Config
-from monitor.run_gpus import runs_with_gpu_readings
-from monitor.store import Store
+from monitor.model.run_gpus import runs_with_gpu_readings
+from monitor.model.store import Store
 from monitor.wall import format as fmt
 from monitor.wall import theme
 from monitor.wall.cells import Cell, CellView

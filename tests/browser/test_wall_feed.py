@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 from monitor.config import parse_config
-from monitor.samples import Sample, make_labels
-from monitor.store import Store
+from monitor.model.samples import Sample, make_labels
+from monitor.model.store import Store
 from monitor.wall import charts, gpu_tiles, header, host_panel
 from monitor.wall.feed import WallFeed
 

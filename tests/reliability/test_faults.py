@@ -51,8 +51,8 @@ from support import wait_for
 
 from collectors.base import CollectorThread
 from collectors.host import DiskUsageReader, HostCollector
-from monitor.api import health
-from monitor.store import Store
+from monitor.model.store import Store
+from monitor.web.api import health
 
 GPU_INTERVAL_S = 0.5
 # nvmlInit fails long enough for the page to open meanwhile on a loaded 2-core machine (start-up

@@ -14,7 +14,7 @@ from support import wait_for
 from collectors.base import CollectorThread
 from collectors.runs import RunsCollector
 from monitor.config import RunsConfig
-from monitor.store import Store
+from monitor.model.store import Store
 
 WRITER = Path(__file__).resolve().parent / "file_writer.py"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from runs_support import Watch
 from support import wait_for
 
-from monitor.demo_trainer import start_demo_trainer, stop_demo_trainer
+from monitor.demo.trainer import start_demo_trainer, stop_demo_trainer
 
 StartWatch = Callable[..., Watch]
 

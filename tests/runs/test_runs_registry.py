@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.run_points import MetricSeries, smooth_debiased
-from monitor.run_registry import MainMetricRule, RunRegistry, run_id_for, valid_run_id
-from monitor.store import Store
+from monitor.model.run_points import MetricSeries, smooth_debiased
+from monitor.model.run_registry import MainMetricRule, RunRegistry, run_id_for, valid_run_id
+from monitor.model.store import Store
 
 
 def arr(*values: float) -> np.ndarray:

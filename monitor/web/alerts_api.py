@@ -13,9 +13,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from monitor.alerts import STATE_SOURCE, sort_active
-from monitor.api import json_safe
-from monitor.store import Store
+from monitor.alerts.engine import STATE_SOURCE, sort_active
+from monitor.model.store import Store
+from monitor.web.api import json_safe
 
 
 def alerts_view(store: Store) -> dict[str, Any]:

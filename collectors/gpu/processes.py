@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from collectors.redact import Redactor
+from collectors.gpu.redact import Redactor
 
 MAX_COMMAND_CHARS = 2048
 

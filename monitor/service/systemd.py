@@ -7,7 +7,7 @@ systemd nothing here does anything, so `python main.py` behaves the same on a la
 - WATCHDOG=1 is sent by a task on the server's event loop: a blocked loop stops the pings and
   systemd restarts the service. Parts of the app that live on the loop (the wall's flush) can add a
   `heartbeat(...)`; a heartbeat that goes silent withholds the pings too.
-- STATUS= carries a one-line health summary (monitor.api.health), re-sent when it changes.
+- STATUS= carries a one-line health summary (monitor.web.api.health), re-sent when it changes.
 - STOPPING=1 is sent as soon as SIGTERM arrives, before the graceful shutdown starts.
 
 This module must stay cheap to import: main.py calls `configure_logging` before --check-config.
@@ -164,7 +164,7 @@ class ServiceNotifier:
         return notify(state, self.environ) if self.enabled else False
 
     def current_status(self) -> str:
-        from monitor.api import health  # the API module pulls in FastAPI: only once serving
+        from monitor.web.api import health  # the API module pulls in FastAPI: only once serving
 
         return status_line(health(self.monitor.store))
 

@@ -2,7 +2,7 @@
 
 Each rule looks at one tick's readings and gives, per subject (a GPU, a disk, a run, a collector),
 two conditions: `raising` (the threshold is crossed) and `holding` (still past the threshold minus
-its hysteresis). The engine (monitor/alerts.py) turns those into pending → active → cleared with the
+its hysteresis). The engine (monitor/alerts/engine.py) turns those into pending → active → cleared with the
 rule's durations. A reading that is missing or stale is *unknown*: the alert keeps its state rather
 than clearing (or raising) on data that says nothing.
 
@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from collectors.gpu_xid import xid_text
+from collectors.gpu.xid import xid_text
 from monitor.config import Config
-from monitor.store import Store
+from monitor.model.store import Store
 
 THERMAL_REASONS = ("hw_thermal_slowdown", "sw_thermal_slowdown")
 HELD_MEMORY_MIN_BYTES = 1  # a listed compute process with unknown memory still holds a context

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from collectors.base import Collector
-from monitor.alert_rules import AlertRules, Observation, RuleResult, duration_text
+from monitor.alerts.rules import AlertRules, Observation, RuleResult, duration_text
 from monitor.config import AlertRule, Config
-from monitor.store import Store
+from monitor.model.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class AlertEngine(Collector):
         self.config = config
         self.rules = AlertRules(config, store, exclude_collectors=(self.name,))
         if notifier is None and config.alerts.webhook.url:
-            from monitor.notify import WebhookNotifier  # only when configured
+            from monitor.alerts.notify import WebhookNotifier  # only when configured
 
             notifier = WebhookNotifier(config.alerts.webhook, store.events, store.host)
         self.notifier = notifier

@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from monitor.remote_hosts import RemoteHosts
-from monitor.ringbuffer import Chunk, RingBuffer
-from monitor.run_registry import RunRegistry
-from monitor.samples import Event, Level, Sample, SeriesKey
+from monitor.model.remote_hosts import RemoteHosts
+from monitor.model.ringbuffer import Chunk, RingBuffer
+from monitor.model.run_registry import RunRegistry
+from monitor.model.samples import Event, Level, Sample, SeriesKey
 
 MINUTE = 60.0
 DAY_BUCKETS = 24 * 60

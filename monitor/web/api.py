@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
 
-from monitor.http_guard import MAX_CURSOR
-from monitor.run_gpus import gpus_with_runs, join_document
-from monitor.store import Store
+from monitor.model.run_gpus import gpus_with_runs, join_document
+from monitor.model.store import Store
+from monitor.web.http_guard import MAX_CURSOR
 
 
 def json_safe(value: Any) -> Any:

@@ -33,11 +33,11 @@ from typing import Any
 import psutil
 
 from collectors.base import Collector
-from collectors.run_index import JoinProcess, RunIndex, argument_paths, norm
+from collectors.join.run_index import JoinProcess, RunIndex, argument_paths, norm
 from collectors.runs.writers import PROC
 from monitor.config import JoinConfig
-from monitor.run_gpus import STATE_SOURCE
-from monitor.store import Store
+from monitor.model.run_gpus import STATE_SOURCE
+from monitor.model.store import Store
 
 UNKNOWN_RUN = "unknown run"  # its /proc could not be read (another user's process, or it vanished)
 NO_RUN = "no run found"  # read, and it writes none of the known runs

@@ -16,11 +16,11 @@ from typing import Any
 from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
 
-from monitor.api import json_safe
-from monitor.http_guard import MAX_CURSOR
-from monitor.run_gpus import runs_with_gpu_readings
-from monitor.run_registry import valid_run_id
-from monitor.store import Store
+from monitor.model.run_gpus import runs_with_gpu_readings
+from monitor.model.run_registry import valid_run_id
+from monitor.model.store import Store
+from monitor.web.api import json_safe
+from monitor.web.http_guard import MAX_CURSOR
 
 
 def _not_found(what: str) -> JSONResponse:

@@ -1,7 +1,7 @@
 """The run registry: every training run found on disk, its status and its metric points.
 
 Written by the runs collector's thread, read by views (API, wall). Thread-safe. Memory is bounded:
-points per metric are capped (see monitor/run_points.py), metrics and text fields per run are
+points per metric are capped (see monitor/model/run_points.py), metrics and text fields per run are
 capped, and a deleted run is forgotten `forget_after_s` after it disappeared.
 
 Every change takes the next value of one registry-wide sequence, so a view keeps one cursor and
@@ -24,7 +24,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 import numpy as np
 
-from monitor.run_points import MetricRead, MetricSeries
+from monitor.model.run_points import MetricRead, MetricSeries
 
 RunStatus = Literal["running", "stalled", "finished", "crashed", "deleted"]
 Level = Literal["info", "warning", "error"]

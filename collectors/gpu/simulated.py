@@ -3,7 +3,7 @@
 Same function names, same units, and the real `pynvml` exception classes and constants, so the
 collector handles the simulation and the real library identically. It says it is simulated
 (`simulated = True`, driver version "simulated", GPU names ending in "(simulated)"). The GPUs,
-their processes and values come from collectors.gpu_sim_model, and so do scheduled faults: a lost
+their processes and values come from collectors.gpu.sim_model, and so do scheduled faults: a lost
 GPU, a failing nvmlInit, a call that hangs, an XID error delivered through NVML's event sets.
 """
 
@@ -19,7 +19,8 @@ from typing import Any
 
 import pynvml
 
-from collectors.gpu_sim_model import (
+from collectors.gpu.processes import ProcessInfo
+from collectors.gpu.sim_model import (
     GpuReading,
     SimEvent,
     SimGpu,
@@ -32,7 +33,6 @@ from collectors.gpu_sim_model import (
     lost_at,
     simulate,
 )
-from collectors.processes import ProcessInfo
 
 SIMULATED_VERSION = "simulated"
 
@@ -69,7 +69,7 @@ class SimulatedNvml:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """`count` generated GPUs, or the GPUs, processes and events of `scenario` (see
-        collectors.gpu_sim_model.gpus_from_scenario / events_from_scenario)."""
+        collectors.gpu.sim_model.gpus_from_scenario / events_from_scenario)."""
         self.clock = clock
         self.sleep = sleep
         self.gpus = gpus_from_scenario(scenario) if scenario is not None else default_gpus(count)
@@ -334,7 +334,7 @@ class SimulatedNvml:
 
     # -- simulated processes ------------------------------------------------------------------------
     def process_info(self, pid: int) -> ProcessInfo | None:
-        """The user and raw command of a simulated pid (a collectors.processes resolver); None for a
+        """The user and raw command of a simulated pid (a collectors.gpu.processes resolver); None for a
         scenario process marked "real", which is then read from /proc like a real GPU's process."""
         for gpu in self.gpus:
             for p in gpu.processes:

@@ -20,9 +20,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
-from monitor import metrics_names as m
-from monitor.run_gpus import gpus_with_runs, join_document
-from monitor.store import Store
+from monitor.model import metric_names as m
+from monitor.model.run_gpus import gpus_with_runs, join_document
+from monitor.model.store import Store
 
 
 def labwall_version() -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pynvml
 
-from collectors.gpu_fields import UNSUPPORTED_CODES, error_code, error_text
+from collectors.gpu.fields import UNSUPPORTED_CODES, error_code, error_text
 
 XID_EVENT = pynvml.nvmlEventTypeXidCriticalError
 MAX_PER_TICK = 32  # a GPU flooding XIDs must not keep the tick from its readings

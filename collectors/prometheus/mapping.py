@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from collectors.prometheus_query import InstantSample, RangeSeries
+from collectors.prometheus.query import InstantSample, RangeSeries
 from monitor.config import PrometheusConfig
 
 MIB = 1024**2

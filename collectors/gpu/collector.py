@@ -3,7 +3,7 @@
 NVML is initialised once in setup(); a missing driver makes the collector "unavailable" and the
 thread retries setup() later, so loading the driver needs no restart. A GPU that stops answering
 is marked lost on its own while the others keep updating, and is re-opened every tick until it
-answers again. XID errors arrive as NVML events (collectors/gpu_xid.py), drained without waiting
+answers again. XID errors arrive as NVML events (collectors/gpu/xid.py), drained without waiting
 each tick. NVML calls cost ~0.4 ms each, so what does not change is read every
 `static_refresh_s`, ECC counters every `ecc_refresh_s`, clocks (not on the wall) every
 `clock_refresh_s`, and the 20 ms PCIe sampling is rationed.
@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 import pynvml
 
 from collectors.base import Collector, SourceUnavailable
-from collectors.gpu_fields import (
+from collectors.gpu.fields import (
     LIBRARY_CODES,
     NO_GPU,
     DeviceReader,
@@ -39,13 +39,13 @@ from collectors.gpu_fields import (
     read_static,
     text,
 )
-from collectors.gpu_simulated import SimulatedNvml
-from collectors.gpu_xid import KEPT_PER_GPU, XidEvents, xid_meaning, xid_text
-from collectors.processes import ProcessLookup
-from collectors.redact import Redactor
+from collectors.gpu.processes import ProcessLookup
+from collectors.gpu.redact import Redactor
+from collectors.gpu.simulated import SimulatedNvml
+from collectors.gpu.xid import KEPT_PER_GPU, XidEvents, xid_meaning, xid_text
 from monitor.config import Config
-from monitor.samples import SampleBatch
-from monitor.store import Store
+from monitor.model.samples import SampleBatch
+from monitor.model.store import Store
 
 STATE_SOURCE = "gpu"
 

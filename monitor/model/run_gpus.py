@@ -1,6 +1,6 @@
 """The run join as the views show it: which run each GPU process writes, which GPUs each run uses.
 
-The "gpu_runs" state document is written by collectors/run_join.py; these helpers only read it and
+The "gpu_runs" state document is written by collectors/join/collector.py; these helpers only read it and
 the "gpu" document, and never change either (both are shared with every other view): they return
 copies with the join's fields added.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor.store import Store
+from monitor.model.store import Store
 
 STATE_SOURCE = "gpu_runs"
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import time
 
 from collectors.base import MAX_BACKOFF_S, Collector, SourceUnavailable
-from collectors.prometheus_mapping import assemble, assemble_runs, build_flavor, down_instances, sparklines
-from collectors.prometheus_query import InstantSample, PrometheusClient, PrometheusError
+from collectors.prometheus.mapping import assemble, assemble_runs, build_flavor, down_instances, sparklines
+from collectors.prometheus.query import InstantSample, PrometheusClient, PrometheusError
 from monitor.config import PrometheusConfig
-from monitor.store import Store
+from monitor.model.store import Store
 
 SPARK_POINTS = 60
 DOWN_QUERY = "up == 0"  # only the failing targets: a small answer whatever the lab's size

@@ -9,16 +9,16 @@ from pathlib import Path
 
 from nicegui import app, ui
 
-from monitor.alerts_api import register_alerts_api
-from monitor.api import register_api
 from monitor.app import Monitor
 from monitor.config import Config
-from monitor.demo_trainer import start_demo_trainer, stop_demo_trainer
-from monitor.http_guard import install_request_guard
-from monitor.metrics import register_metrics
-from monitor.runs_api import register_runs_api
-from monitor.service import install_service_hooks
+from monitor.demo.trainer import start_demo_trainer, stop_demo_trainer
+from monitor.service.systemd import install_service_hooks
 from monitor.wall import register_wall
+from monitor.web.alerts_api import register_alerts_api
+from monitor.web.api import register_api
+from monitor.web.http_guard import install_request_guard
+from monitor.web.metrics import register_metrics
+from monitor.web.runs_api import register_runs_api
 
 log = logging.getLogger(__name__)
 

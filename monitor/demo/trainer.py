@@ -1,6 +1,6 @@
 """A small fake trainer for demo mode: writes real run files so the wall shows the real watch path.
 
-    python -m monitor.demo_trainer DIR [--steps 120] [--interval 1.0] [--keep 3]
+    python -m monitor.demo.trainer DIR [--steps 120] [--interval 1.0] [--keep 3]
 
 Each run is a directory DIR/demo-<time>-<n> with `metrics.jsonl` (a start event with total_steps,
 then one line a step: step, loss, lr, time; then `{"event": "end"}`) and a text log `train.log`
@@ -39,7 +39,7 @@ def start_demo_trainer(
     directory.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
     return subprocess.Popen(
-        [sys.executable, "-m", "monitor.demo_trainer", str(directory), "--steps", str(steps),
+        [sys.executable, "-m", "monitor.demo.trainer", str(directory), "--steps", str(steps),
          "--interval", str(interval_s), "--keep", str(keep)],
         cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
@@ -98,7 +98,7 @@ def run(directory: Path, steps: int, interval_s: float, keep: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m monitor.demo_trainer", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m monitor.demo.trainer", description=__doc__.split("\n")[0])
     parser.add_argument("directory", type=Path)
     parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--interval", type=float, default=1.0, help="seconds per step")
