@@ -34,7 +34,7 @@ from monitor.model.run_registry import run_id_for
 from monitor.model.store import Store
 from monitor.web.api import snapshot
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[2]
 CHILD = TESTS / "join_child.py"
 ME = pwd.getpwuid(os.getuid()).pw_name
 

@@ -17,7 +17,7 @@ import pytest
 from runs_support import Watch, Writer
 from support import wait_for
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "malformed"
+DATA = Path(__file__).resolve().parents[2] / "data" / "malformed"
 CASES: list[dict[str, Any]] = json.loads((DATA / "cases.json").read_text())["cases"]
 # Where the count of steps with points differs from the count of good records, and why.
 DISTINCT_STEPS = {

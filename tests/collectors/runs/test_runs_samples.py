@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from runs_support import Watch, Writer
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "runs"
+DATA = Path(__file__).resolve().parents[2] / "data" / "runs"
 StartWatch = Callable[..., Watch]
 
 
