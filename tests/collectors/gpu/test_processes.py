@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
-import collectors.gpu.processes as processes_module
 import psutil
 import pytest
 
+import collectors.gpu.processes as processes_module
 from collectors.gpu.processes import UNKNOWN, ProcessInfo, ProcessLookup
 from collectors.gpu.redact import Redactor
 
