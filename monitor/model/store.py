@@ -19,6 +19,7 @@ from monitor.model.remote_hosts import RemoteHosts
 from monitor.model.ringbuffer import Chunk, RingBuffer
 from monitor.model.run_registry import RunRegistry
 from monitor.model.samples import Event, Level, Sample, SeriesKey
+from monitor.model.usage import UsageLedger
 
 MINUTE = 60.0
 DAY_BUCKETS = 24 * 60
@@ -118,6 +119,7 @@ class Store:
         self.events = EventLog(event_capacity)
         self.runs = RunRegistry(self.events)
         self.remote = RemoteHosts()  # other hosts, as a Prometheus server sees them (prometheus collector)
+        self.usage = UsageLedger()  # closed GPU usage records (monitor/usage), persisted by the durable store
         self._series: dict[SeriesKey, Series] = {}
         self._states: dict[str, tuple[float, Any]] = {}
         self._health: dict[str, HealthSource] = {}
