@@ -34,6 +34,7 @@ test: $(VENV)/.installed-test
 	bash tests/ensure_chromium.sh
 	bash tests/ensure_prometheus.sh
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-test

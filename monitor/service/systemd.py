@@ -7,7 +7,8 @@ systemd nothing here does anything, so `python main.py` behaves the same on a la
 - WATCHDOG=1 is sent by a task on the server's event loop: a blocked loop stops the pings and
   systemd restarts the service. Parts of the app that live on the loop (the wall's flush) can add a
   `heartbeat(...)`; a heartbeat that goes silent withholds the pings too.
-- STATUS= carries a one-line health summary (monitor.web.api.health), re-sent when it changes.
+- STATUS= carries a one-line health summary (/healthz's answer, passed in by the web layer), re-sent
+  when it changes.
 - STOPPING=1 is sent as soon as SIGTERM arrives, before the graceful shutdown starts.
 
 This module must stay cheap to import: main.py calls `configure_logging` before --check-config.
@@ -148,9 +149,11 @@ class ServiceNotifier:
         monitor: Monitor,
         server_started: Callable[[], bool],
         environ: Mapping[str, str] | None = None,
+        health: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.monitor = monitor
         self.server_started = server_started
+        self.health = health or (lambda: {"status": "ok"})  # the web layer passes /healthz's answer
         self.environ = dict(os.environ if environ is None else environ)
         self.enabled = bool(self.environ.get("NOTIFY_SOCKET"))
         timeout = watchdog_timeout_s(self.environ)
@@ -164,9 +167,7 @@ class ServiceNotifier:
         return notify(state, self.environ) if self.enabled else False
 
     def current_status(self) -> str:
-        from monitor.web.api import health  # the API module pulls in FastAPI: only once serving
-
-        return status_line(health(self.monitor.store))
+        return status_line(self.health())
 
     def is_ready(self) -> bool:
         """The HTTP server listens (uvicorn sets `started` after binding) and every collector runs."""
@@ -239,8 +240,9 @@ class ServiceNotifier:
         signal.signal(signal.SIGTERM, on_sigterm)
 
 
-def install_service_hooks(app: Any, monitor: Monitor) -> ServiceNotifier:
-    """Wire the notifier into NiceGUI's start-up and shutdown; call before ui.run."""
+def install_service_hooks(app: Any, monitor: Monitor, health: Callable[[], dict[str, Any]]) -> ServiceNotifier:
+    """Wire the notifier into NiceGUI's start-up and shutdown; call before ui.run. `health()` is
+    /healthz's answer, the source of the STATUS= line."""
     from nicegui import background_tasks
     from nicegui.server import Server
 
@@ -248,7 +250,7 @@ def install_service_hooks(app: Any, monitor: Monitor) -> ServiceNotifier:
         server = getattr(Server, "instance", None)
         return bool(server is not None and server.started)
 
-    notifier = ServiceNotifier(monitor, server_started)
+    notifier = ServiceNotifier(monitor, server_started, health=health)
 
     def on_startup() -> None:
         if journal_stream_active():

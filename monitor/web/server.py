@@ -15,7 +15,7 @@ from monitor.demo.trainer import start_demo_trainer, stop_demo_trainer
 from monitor.service.systemd import install_service_hooks
 from monitor.wall import register_wall
 from monitor.web.alerts_api import register_alerts_api
-from monitor.web.api import register_api
+from monitor.web.api import health, register_api
 from monitor.web.http_guard import install_request_guard
 from monitor.web.metrics import register_metrics
 from monitor.web.runs_api import register_runs_api
@@ -51,7 +51,7 @@ def serve(config: Config, demo_runs: Path | None = None) -> None:
     # A lambda: NiceGUI passes the app to a one-parameter handler, which stop() would take as its timeout.
     # 2 s for the collectors after at most 2 s of graceful HTTP shutdown keeps SIGTERM under 5 s.
     app.on_shutdown(lambda: monitor.stop(timeout_s=2.0))
-    install_service_hooks(app, monitor)  # sd_notify: READY, WATCHDOG, STATUS, STOPPING
+    install_service_hooks(app, monitor, lambda: health(monitor.store))  # sd_notify: READY, WATCHDOG, STATUS, STOPPING
     host = config.server.bind
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     print(f"labwall: serving the wall at http://{shown}:{config.server.port}/", flush=True)

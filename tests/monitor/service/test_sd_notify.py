@@ -25,6 +25,7 @@ import pytest
 from support import ROOT, LabwallServer, wait_for
 
 from monitor.service import systemd as service
+from monitor.web.api import health as api_health
 
 WATCHDOG_USEC = 2_400_000  # the harness's WatchdogSec=2.4s: pings due at least every 1.2 s
 
@@ -358,7 +359,8 @@ def test_ready_waits_for_both_the_listening_port_and_the_collectors() -> None:
     monitor = _Monitor()
     listening = threading.Event()
     notifier = service.ServiceNotifier(monitor, listening.is_set,  # type: ignore[arg-type]
-                                       {"NOTIFY_SOCKET": manager.address})
+                                       {"NOTIFY_SOCKET": manager.address},
+                                       health=lambda: api_health(monitor.store))  # type: ignore[arg-type]
     assert not notifier.is_ready()
     listening.set()
     assert not notifier.is_ready(), "the port listens, the collectors have not started"
