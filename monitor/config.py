@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator, model_validator
 
 PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Ratio = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
@@ -37,6 +37,19 @@ class Section(BaseModel):
 class ServerConfig(Section):
     bind: str = Field("0.0.0.0", min_length=1)
     port: int = Field(8080, ge=1, le=65535)
+    # Optional view restriction (monitor/web/access.py); off by default.
+    allow: list[IPvAnyNetwork] = Field(default_factory=list)  # networks allowed to see anything; []: all
+    token: str | None = None  # a secret; `?token=…` once sets a cookie (a kiosk URL)
+    metrics_allow: list[IPvAnyNetwork] | None = None  # may scrape /metrics without a token; None: page rules
+    healthz_open: bool = True  # /healthz answers everyone (a load balancer)
+
+    @field_validator("token")
+    @classmethod
+    def _token_shape(cls, token: str | None) -> str | None:
+        if token is not None and not re.fullmatch(r"[A-Za-z0-9._~-]{16,256}", token):
+            raise ValueError("must be 16 to 256 URL-safe characters (letters, digits, . _ ~ -); "
+                             "e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(24))'")
+        return token
 
 
 class HistoryConfig(Section):

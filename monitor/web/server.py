@@ -14,6 +14,7 @@ from monitor.config import Config
 from monitor.demo.trainer import start_demo_trainer, stop_demo_trainer
 from monitor.service.systemd import install_service_hooks
 from monitor.wall import register_wall
+from monitor.web.access import AccessRules, install_access_rules
 from monitor.web.alerts_api import register_alerts_api
 from monitor.web.api import health, register_api
 from monitor.web.http_guard import install_request_guard
@@ -52,6 +53,8 @@ def serve(config: Config, demo_runs: Path | None = None) -> None:
     # 2 s for the collectors after at most 2 s of graceful HTTP shutdown keeps SIGTERM under 5 s.
     app.on_shutdown(lambda: monitor.stop(timeout_s=2.0))
     install_service_hooks(app, monitor, lambda: health(monitor.store))  # sd_notify: READY, WATCHDOG, STATUS, STOPPING
+    server = config.server
+    install_access_rules(app, AccessRules(server.allow, server.token, server.metrics_allow, server.healthz_open))
     host = config.server.bind
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     print(f"labwall: serving the wall at http://{shown}:{config.server.port}/", flush=True)
