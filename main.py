@@ -62,13 +62,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from monitor.web.server import serve  # imported late: --check-config must not pay for the web stack
 
-    demo_runs = None
+    demo_lab = None
     if args.demo and not config.runs.roots:
+        from monitor.demo.lab import DemoLab
         from monitor.demo.trainer import make_demo_root
 
-        demo_runs = make_demo_root()
-        config.runs.roots = [demo_runs]
-    serve(config, demo_runs=demo_runs)
+        demo_lab = DemoLab(make_demo_root(), config.gpu.simulated_count)
+        scenario = demo_lab.start()  # before the GPU collector: the simulated GPUs list the trainers' pids
+        config.runs.roots = [demo_lab.root]
+        if config.gpu.simulated_scenario is None:
+            config.gpu.simulated_scenario = scenario
+    serve(config, demo_lab=demo_lab)
     return 0
 
 

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import psutil
 import pynvml
 
 MIB = 1024 * 1024
@@ -32,6 +33,7 @@ class SimProcess:
     sm_percent: float | None = None
     type: str = "compute"  # "compute" | "graphics"
     real: bool = False  # a real pid of this machine: its user and command are read from /proc
+    while_alive: bool = False  # a real pid (demo trainers): listed only while that process runs
 
 
 @dataclass(slots=True)
@@ -171,8 +173,9 @@ def default_gpus(count: int) -> list[SimGpu]:
 
 def gpus_from_scenario(scenario: dict[str, Any]) -> list[SimGpu]:
     """Build GPUs from `{"gpus": [{"name": ..., "processes": [{"pid", "user", "command",
-    "gpu_memory_bytes", "real"}]}]}` ("real": true reads user and command of that pid from /proc,
-    as for a real GPU). Optional per GPU: uuid, memory_total_bytes, power_limit_watts, fan,
+    "gpu_memory_bytes", "real", "while_alive"}]}]}` ("real": true reads user and command of that pid
+    from /proc, as for a real GPU; "while_alive": true lists the process only while that pid runs).
+    Optional per GPU: uuid, memory_total_bytes, power_limit_watts, fan,
     and "readings": {GpuReading field: value in NVML units, or null for "not supported"}."""
     entries = scenario.get("gpus") if isinstance(scenario, dict) else None
     if not isinstance(entries, list) or not entries:
@@ -194,6 +197,7 @@ def gpus_from_scenario(scenario: dict[str, Any]) -> list[SimGpu]:
                     int(memory) if memory is not None else None,
                     type=str(p.get("type", "compute")),
                     real=p.get("real") is True,
+                    while_alive=p.get("while_alive") is True,
                 )
             )
         overrides = entry.get("readings") or {}
@@ -282,6 +286,19 @@ def lost_at(events: list[SimEvent], index: int, elapsed: float) -> bool:
         if event.gpu == index and event.kind in ("lost", "recovered"):
             lost = event.lost
     return lost
+
+
+def drop_exited(gpu: SimGpu) -> None:
+    """Processes marked "while_alive" leave their GPU once their real pid has exited (or is a zombie)."""
+    if any(p.while_alive for p in gpu.processes):
+        gpu.processes = [p for p in gpu.processes if not p.while_alive or _running(p.pid)]
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def init_failing_at(events: list[SimEvent], elapsed: float) -> bool:

@@ -26,6 +26,7 @@ from collectors.gpu.sim_model import (
     SimGpu,
     SimProcess,
     default_gpus,
+    drop_exited,
     events_from_scenario,
     gpus_from_scenario,
     init_failing_at,
@@ -143,6 +144,7 @@ class SimulatedNvml:
         # One tick asks a dozen functions within a millisecond: compute the device's values once.
         cached = self._cache.get(gpu.index)
         if cached is None or abs(cached[0] - t) > 0.1:
+            drop_exited(gpu)
             cached = self._cache[gpu.index] = (t, simulate(gpu, t))
         return cached[1]
 

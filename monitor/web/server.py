@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
 from pathlib import Path
 
 from nicegui import app, ui
 
 from monitor.app import Monitor
 from monitor.config import Config
-from monitor.demo.trainer import start_demo_trainer, stop_demo_trainer
+from monitor.demo.lab import DemoLab
 from monitor.service.systemd import install_service_hooks
 from monitor.wall import register_wall
 from monitor.web.access import AccessRules, install_access_rules
@@ -24,29 +23,23 @@ from monitor.web.runs_api import register_runs_api
 log = logging.getLogger(__name__)
 
 
-def run_demo_trainer(directory: Path) -> None:
-    """--demo without run roots: a small fake trainer process writes real runs into `directory`,
-    so a newcomer sees the real watch path; it is stopped and the directory removed on shutdown."""
-    trainer: list[subprocess.Popen[bytes]] = []
-
-    def stop() -> None:
-        for process in trainer:
-            stop_demo_trainer(process)
-        shutil.rmtree(directory, ignore_errors=True)
-
-    app.on_startup(lambda: trainer.append(start_demo_trainer(directory)))
-    app.on_shutdown(stop)
+def stop_demo_lab(lab: DemoLab) -> None:
+    """--demo without run roots: the demo trainers write real runs into a temporary root; on shutdown
+    they are stopped and the root (and its scenario file) removed."""
+    lab.stop()
+    shutil.rmtree(lab.root, ignore_errors=True)
+    Path(f"{lab.root}-gpus.json").unlink(missing_ok=True)
 
 
-def serve(config: Config, demo_runs: Path | None = None) -> None:
+def serve(config: Config, demo_lab: DemoLab | None = None) -> None:
     monitor = Monitor(config)
     install_request_guard(app)  # oversized headers, unknown paths, bad query parameters: a short 4xx
     register_api(app, monitor.store)
     register_alerts_api(app, monitor.store)
     register_runs_api(app, monitor.store)
     register_metrics(app, monitor.store)
-    if demo_runs is not None:
-        run_demo_trainer(demo_runs)
+    if demo_lab is not None:
+        app.on_shutdown(lambda: stop_demo_lab(demo_lab))
     register_wall(monitor)
     app.on_startup(monitor.start)
     # A lambda: NiceGUI passes the app to a one-parameter handler, which stop() would take as its timeout.

@@ -1,0 +1,149 @@
+"""How the demo trainer writes a run, in the layouts real trainers leave on disk.
+
+Each writer keeps its files open while the run goes on (as real trainers do), so the run join
+finds the demo process through /proc exactly as it finds a real one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+CRASH_TRACEBACK = """Traceback (most recent call last):
+  File "train.py", line 212, in <module>
+    main()
+  File "train.py", line 188, in main
+    loss.backward()
+RuntimeError: CUDA error: an illegal memory access was encountered
+"""
+
+
+class RunWriter:
+    """One run in one layout: `start`, then `log` a step at a time, then `end` or `crash`."""
+
+    layout = ""
+
+    def __init__(self, run_dir: Path, total: int, params: dict[str, Any]) -> None:
+        self.run_dir = run_dir
+        self.total = total
+        self.params = params
+        self.files: list[IO[str]] = []
+
+    def open(self, relative: str) -> IO[str]:
+        path = self.run_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a", buffering=1, encoding="utf-8")
+        self.files.append(handle)
+        return handle
+
+    def start(self) -> None: ...
+
+    def log(self, step: int, metrics: dict[str, float]) -> None: ...
+
+    def end(self) -> None:
+        self.close()
+
+    def crash(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for handle in self.files:
+            handle.close()
+        self.files = []
+
+
+class JsonlRun(RunWriter):
+    """`metrics.jsonl` (a config line, a start with total_steps, one line a step, an end event) and `train.log`."""
+
+    layout = "jsonl"
+
+    def start(self) -> None:
+        self.metrics = self.open("metrics.jsonl")
+        self.text = self.open("train.log")
+        self.metrics.write(json.dumps({"event": "config", **self.params}) + "\n")
+        self.metrics.write(json.dumps({"event": "start", "total_steps": self.total, "time": _now()}) + "\n")
+        self.text.write(f"demo trainer: {self.total} steps, lr {self.params.get('lr')}\n")
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        self.metrics.write(json.dumps({"step": step, **metrics, "time": _now()}) + "\n")
+        self.text.write(f"step={step} " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()) + "\n")
+
+    def end(self) -> None:
+        self.metrics.write(json.dumps({"event": "end", "step": self.total, "time": _now()}) + "\n")
+        self.text.write("training finished\n")
+        self.close()
+
+    def crash(self) -> None:
+        self.text.write(CRASH_TRACEBACK)
+        self.close()
+
+
+class LightningRun(RunWriter):
+    """A Lightning CSVLogger version dir: `version_0/metrics.csv` (train rows every step, a val row every
+    `val_every` steps, empty cells elsewhere) and `version_0/hparams.yaml`."""
+
+    layout = "lightning_csv"
+    columns = ("epoch", "step", "train_loss", "val_loss", "val_acc")
+    val_every = 20
+
+    def start(self) -> None:
+        (self.run_dir / "version_0").mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "version_0" / "hparams.yaml").write_text(yaml.safe_dump(self.params), encoding="utf-8")
+        self.csv = self.open("version_0/metrics.csv")
+        self.csv.write(",".join(self.columns) + "\n")
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        epoch = step // 50
+        self.csv.write(f"{epoch},{step},{metrics['loss']:.5f},,\n")
+        if step % self.val_every == 0:
+            self.csv.write(f"{epoch},{step},,{metrics['loss'] * 1.08:.5f},{min(0.99, 1 - metrics['loss'] / 3):.4f}\n")
+
+
+class HfTrainerRun(RunWriter):
+    """A Hugging Face Trainer output dir: `config.json`, HF's stdout dict lines in `train.log`, and
+    `checkpoint-N/trainer_state.json` every `save_every` steps (the last two kept)."""
+
+    layout = "hf_trainer"
+    save_every = 20
+
+    def start(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.json").write_text(json.dumps(self.params, indent=2), encoding="utf-8")
+        self.text = self.open("train.log")
+        self.history: list[dict[str, Any]] = []
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        entry = {"loss": round(metrics["loss"], 4), "learning_rate": metrics["lr"],
+                 "epoch": round(step / self.total * 3, 2), "step": step}
+        self.history.append(entry)
+        shown = {k: v for k, v in entry.items() if k != "step"}
+        self.text.write(repr(shown) + "\n")
+        if step % self.save_every == 0:
+            self.save(step)
+
+    def save(self, step: int) -> None:
+        checkpoint = self.run_dir / f"checkpoint-{step}"
+        checkpoint.mkdir(exist_ok=True)
+        state = {"global_step": step, "max_steps": self.total, "epoch": round(step / self.total * 3, 2),
+                 "log_history": self.history, "logging_steps": 1, "save_steps": self.save_every}
+        (checkpoint / "trainer_state.json").write_text(json.dumps(state, indent=2), encoding="utf-8")
+        old = sorted(self.run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[:-2]
+        for path in old:
+            for child in path.iterdir():
+                child.unlink()
+            path.rmdir()
+
+    def crash(self) -> None:
+        self.text.write(CRASH_TRACEBACK)
+        self.close()
+
+
+LAYOUTS: dict[str, type[RunWriter]] = {cls.layout: cls for cls in (JsonlRun, LightningRun, HfTrainerRun)}
+
+
+def _now() -> float:
+    return round(time.time(), 3)
