@@ -179,20 +179,3 @@ FORMAT = RunFormat(
     sniff=looks_like_csv,
 )
 
-
-VERSION_DIR = re.compile(r"version_\d+")
-
-
-def _lightning_version_dir(listing: Listing) -> Match | None:
-    if VERSION_DIR.fullmatch(listing.name) and "metrics.csv" in listing.files:
-        return Match()
-    return None
-
-
-LIGHTNING = RunFormat(
-    name="lightning_csv",
-    precedence=20,
-    recognise=_lightning_version_dir,
-    is_candidate=lambda name: name == "hparams.yaml",
-)
-FORMATS = (FORMAT, LIGHTNING)
