@@ -16,10 +16,12 @@ import time
 from collections import deque
 
 from collectors.base import Collector
-from collectors.runs.discovery import DiscoveryWalk, RunLayout, SniffCache, depth_below, is_candidate
+from collectors.runs.discovery import DiscoveryWalk, RunLayout, SniffCache, depth_below, root_of, walk_targets
+from collectors.runs.format_spec import RunFormat, load_formats
 from collectors.runs.formats import Parsed
-from collectors.runs.run_state import RunState, health_detail
-from collectors.runs.sources import Source, sources_for
+from collectors.runs.health import health_detail, note_missing_roots
+from collectors.runs.run_state import RunState, sources_for
+from collectors.runs.sources import Source, SourceSettings
 from collectors.runs.status import RunProgress, StatusRules
 from collectors.runs.watcher import RunWatcher
 from collectors.runs.writers import check_writers
@@ -38,9 +40,12 @@ TARGET_DEBOUNCE_S = 0.3
 class RunsCollector(Collector):
     name = "runs"
 
-    def __init__(self, store: Store, config: RunsConfig) -> None:
+    def __init__(self, store: Store, config: RunsConfig, formats: tuple[RunFormat, ...] | None = None) -> None:
         super().__init__(store, config.interval_s)
         self.config = config
+        self.formats = load_formats() if formats is None else formats
+        self.levels_up = 1 + max((f.file_depth for f in self.formats), default=0)  # from a file up to its run dir
+        self.settings = SourceSettings(config.max_line_bytes, config.unterminated_line_s)
         self.roots = [os.path.abspath(str(r)) for r in config.roots]
         self.rules = StatusRules(config.stall_factor, config.stall_min_s)
         self.registry = store.runs
@@ -56,7 +61,7 @@ class RunsCollector(Collector):
         self.backlog: deque[str] = deque()
         self.in_backlog: set[str] = set()
         self.retries: dict[str, float] = {}
-        self.sniff = SniffCache()
+        self.sniff = SniffCache(self.formats)
         self.watcher: RunWatcher | None = None
         self.walk: DiscoveryWalk | None = None
         self.walk_targets: list[str] = []
@@ -94,7 +99,7 @@ class RunsCollector(Collector):
             if lost:  # a handler failed, the observer restarted or its queue overflowed: walk everything now
                 self.next_full_scan = 0.0
         if now >= self.next_full_scan and self.walk is None:
-            self.walk = DiscoveryWalk(self.roots, self.config.max_depth, self.sniff)
+            self.walk = DiscoveryWalk(self.roots, self.config.max_depth, self.sniff, self.formats)
             self.walk_targets = []
             self.next_full_scan = now + self.config.rescan_s
             for key in self.sources:  # the rescan: every file is looked at (NFS sends no events)
@@ -126,34 +131,19 @@ class RunsCollector(Collector):
             if key is not None:
                 self.live[key] = None
                 continue
-            root = self._root_of(path)
-            if root is None:
-                continue
-            exists = os.path.exists(path)
-            is_dir = exists and os.path.isdir(path)
-            if exists and not is_dir and not is_candidate(os.path.basename(path)):
-                continue  # a checkpoint, a dataset shard...: not something that makes a run
-            depth = depth_below(path, root)
-            if is_dir and depth <= self.config.max_depth:
-                self.pending_targets[path] = True
-            parent = path
-            for _ in range(3):  # the directory itself, and up to two levels up (HF's runs/<x>/, checkpoint-N/)
-                parent = os.path.dirname(parent)
-                if len(parent) < len(root):
-                    break
-                self.pending_targets.setdefault(parent, False)
-            self.targets_since = self.targets_since or now
-
-    def _root_of(self, path: str) -> str | None:
-        for root in self.roots:
-            if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
-                return root
-        return None
+            targets = walk_targets(path, self.roots, self.formats, self.config.max_depth, self.levels_up)
+            for directory, descend in targets.items():
+                if descend:
+                    self.pending_targets[directory] = True
+                else:
+                    self.pending_targets.setdefault(directory, False)
+            if targets:
+                self.targets_since = self.targets_since or now
 
     def _start_targeted_walk(self) -> None:
         starts = []
         for path, descend in self.pending_targets.items():
-            root = self._root_of(path)
+            root = root_of(path, self.roots)
             if root is not None:
                 depth = depth_below(path, root)
                 if depth <= self.config.max_depth:
@@ -161,15 +151,15 @@ class RunsCollector(Collector):
         self.walk_targets = list(self.pending_targets)
         self.pending_targets = {}
         self.targets_since = 0.0
-        self.walk = DiscoveryWalk.targeted(starts, self.config.max_depth, self.sniff)
+        self.walk = DiscoveryWalk.targeted(starts, self.config.max_depth, self.sniff, self.formats)
 
     # -- discovery -------------------------------------------------------------------------------
     def _reconcile(self, walk: DiscoveryWalk, now: float) -> None:
         full = not self.walk_targets
         if full:
-            self._note_missing_roots(walk.missing_roots)
+            self.missing_roots = note_missing_roots(self.store.events, self.missing_roots, walk.missing_roots)
             self.problems = dict(walk.problems)
-            self.sniff.forget_missing(walk.text_files)
+            self.sniff.forget_missing(walk.sniffed_files)
             if len(self.reported) > 10_000:
                 self.reported.clear()  # bounded: a problem still there is reported once more
         else:
@@ -181,7 +171,7 @@ class RunsCollector(Collector):
         for layout in walk.layouts.values():
             self._upsert(layout, now)
         for layout in walk.layouts.values():
-            if layout.format == "hf_trainer":
+            if layout.claimed_dirs:
                 self._absorb_claimed(layout)
         found = set(walk.layouts)
         for state in list(self.runs.values()):
@@ -201,18 +191,6 @@ class RunsCollector(Collector):
         if full:
             self.last_rescan = time.time()  # when it ended: what came before it has been looked at
         self._report_health(now)
-
-    def _note_missing_roots(self, missing: list[str]) -> None:
-        """Log a root that disappeared (removed, unmounted) or came back, once per change."""
-        for root in missing:
-            if root not in self.missing_roots:
-                log.warning("run root %s is missing", root)
-                self.store.events.add("warning", "runs", f"run root {root} is missing (removed or unmounted); "
-                                                         "its runs are kept until it is back")
-        for root in self.missing_roots:
-            if root not in missing:
-                self.store.events.add("info", "runs", f"run root {root} is back")
-        self.missing_roots = missing
 
     def _upsert(self, layout: RunLayout, now: float) -> None:
         run_id = run_id_for(layout.path, layout.name)
@@ -239,7 +217,7 @@ class RunsCollector(Collector):
         self.dirty.add(run_id)
 
     def _sync_sources(self, state: RunState) -> None:
-        wanted = sources_for(state.layout, state.sources, self.config.max_line_bytes, self.config.unterminated_line_s)
+        wanted = sources_for(state.layout, state.sources, self.settings)
         for key in [k for k in state.sources if k not in wanted]:
             self._unmap(key)
         for key, source in wanted.items():
@@ -254,11 +232,11 @@ class RunsCollector(Collector):
         state.sources = wanted
 
     def _absorb_claimed(self, layout: RunLayout) -> None:
-        """Runs found earlier inside an HF output dir's runs/ or checkpoint-N/ now belong to it."""
-        prefix = layout.path.rstrip(os.sep) + os.sep
+        """Runs found earlier in a run's claimed subdirectories (an HF output dir's runs/, checkpoint-N/) join it."""
+        claimed = [os.path.join(layout.path, d) for d in layout.claimed_dirs]
         for state in list(self.runs.values()):
-            rel = state.layout.path[len(prefix):] if state.layout.path.startswith(prefix) else None
-            if rel is not None and (rel.startswith("runs") or rel.startswith("checkpoint-")):
+            path = state.layout.path
+            if any(path == c or path.startswith(c + os.sep) for c in claimed):
                 self._drop_run(state.id)
                 self.registry.remove(state.id)
 

@@ -1,19 +1,12 @@
-"""What the runs collector keeps per run, and how it reports its health."""
+"""What the runs collector keeps per run, and the sources its layout needs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from collectors.runs.discovery import RunLayout
-from collectors.runs.sources import Source
+from collectors.runs.sources import GroupSource, Source, SourceSettings
 from collectors.runs.status import RunProgress
-
-if TYPE_CHECKING:
-    from collectors.runs.collector import RunsCollector
-
-MAX_PROBLEMS_SHOWN = 20
-RESTART_SHOWN_S = 3.0  # a file-watcher restart stays in /healthz this long, so a poller sees it happened
 
 
 @dataclass
@@ -29,23 +22,21 @@ class RunState:
     time_bound: bool = True  # its status may change with time alone (running: may stall)
 
 
-def health_detail(c: RunsCollector, now: float) -> dict[str, object]:
-    """The runs collector's /healthz detail; "degraded" names a missing root or a watcher restart."""
-    detail: dict[str, object] = {
-        "runs": sum(1 for s in c.runs.values() if not s.deleted),
-        "roots": {r: ("missing" if r in c.missing_roots else "ok") for r in c.roots},
-        "initial_scan_done": c.initial_scan_done,
-        "backlog_files": len(c.in_backlog),
-        "watch": c.watcher.state() if c.watcher else {"events": "off (runs.use_events: false)"},
-        "problems": [f"{p}: {r}" for p, r in list(c.problems.items())[:MAX_PROBLEMS_SHOWN]],
-        "last_rescan": c.last_rescan,
-    }
-    degraded = []
-    if c.missing_roots:
-        degraded.append("run root missing: " + ", ".join(c.missing_roots))
-    restart = c.watcher.last_restart if c.watcher else None
-    if restart is not None and 0 <= now - restart[0] < RESTART_SHOWN_S:
-        degraded.append(f"file watcher restarted {now - restart[0]:.0f} s ago ({restart[1]})")
-    if degraded:
-        detail["degraded"] = "; ".join(degraded)
-    return detail
+def sources_for(layout: RunLayout, existing: dict[str, Source], settings: SourceSettings) -> dict[str, Source]:
+    """The sources a run layout needs, keyed by path (groups: run dir + "#" + kind), in first-read order;
+    existing ones are kept."""
+    wanted: dict[str, Source] = {}
+    for kind, paths in layout.files:
+        if not kind.grouped:
+            for path in paths:
+                wanted[path] = existing.get(path) or kind.open(path, settings)
+            continue
+        key = f"{layout.path}#{kind.name}"
+        group = existing.get(key)
+        if not isinstance(group, GroupSource):
+            group = kind.open(layout.path, settings)
+            if not isinstance(group, GroupSource):
+                raise TypeError(f"file kind {kind.name!r} is grouped but opens a {type(group).__name__}")
+        group.set_paths(paths)
+        wanted[key] = group
+    return wanted

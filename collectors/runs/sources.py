@@ -1,5 +1,7 @@
-"""The files of a run, each with its reader: poll for what is new and merge its points into the registry.
+"""How a run's files are read: sources that poll for what is new and merge its points into the registry.
 
+These are the generic sources a format's `FileKind` opens (collectors/runs/format_spec.py); a format
+with its own way of reading (TensorBoard's event files) subclasses `GroupSource` in its module.
 Two ways to merge, as TensorBoard does:
 - streamed files (JSONL, CSV, text logs, event files) are read in order; when a metric's step goes
   backwards (a resume from a checkpoint) the stored points at or after that step are dropped,
@@ -12,20 +14,18 @@ Two ways to merge, as TensorBoard does:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import pairwise
+from typing import Literal
 
 import numpy as np
 
-from collectors.runs.discovery import RunLayout
-from collectors.runs.formats import Parsed
-from collectors.runs.formats.csv_table import CsvReader
-from collectors.runs.formats.hf_trainer import TrainerStateError, read_trainer_state
-from collectors.runs.formats.jsonl import JsonlReader
-from collectors.runs.formats.text_log import TextLogReader
-from collectors.runs.formats.tfevents import EventFileReader, Rename, hf_tag
+from collectors.runs.formats import LineReader, Parsed, SnapshotError
 from collectors.runs.tailer import FileTail, WholeFile
 from monitor.model.run_registry import RunRegistry
 
+MergeMode = Literal["streamed", "snapshot"]
 HALF_WRITTEN_GRACE_S = 60.0  # a whole-file JSON still invalid after this long unchanged is counted bad
 
 Points = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
@@ -58,10 +58,18 @@ def merge_snapshot(registry: RunRegistry, run_id: str, points: Points) -> bool:
     return changed
 
 
+@dataclass(frozen=True)
+class SourceSettings:
+    """The runs config a source needs."""
+
+    max_line_bytes: int
+    unterminated_s: float = 60.0
+
+
 class Source:
     """One file (or group of files) of a run."""
 
-    kind = "file"
+    mode: MergeMode = "streamed"
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -79,22 +87,21 @@ class Source:
         raise NotImplementedError
 
 
-class LineSource(Source):
-    """A file that grows by lines: JSONL, CSV or a text log."""
+class GroupSource(Source):
+    """Several files of a run read as one (keyed by the run dir + "#" + the file kind); discovery sets the files."""
 
-    def __init__(self, path: str, kind: str, max_line_bytes: int, metrics: bool = True, hf: bool = False,
-                 unterminated_s: float = 60.0) -> None:
+    def set_paths(self, paths: list[str]) -> None:
+        raise NotImplementedError
+
+
+class LineSource(Source):
+    """A file that grows by lines (JSONL, CSV, a text log), read by a format's `LineReader`."""
+
+    def __init__(self, path: str, reader: LineReader, settings: SourceSettings, split_cr: bool = False) -> None:
         super().__init__(path)
-        self.kind = kind
-        self.unterminated_s = unterminated_s
-        self.tail = FileTail(path, max_line_bytes=max_line_bytes, split_cr=kind == "text")
-        self.reader: JsonlReader | CsvReader | TextLogReader
-        if kind == "jsonl":
-            self.reader = JsonlReader()
-        elif kind == "csv":
-            self.reader = CsvReader()
-        else:
-            self.reader = TextLogReader(metrics=metrics, hf=hf)
+        self.unterminated_s = settings.unterminated_s
+        self.tail = FileTail(path, max_line_bytes=settings.max_line_bytes, split_cr=split_cr)
+        self.reader = reader
         self.last_steps: dict[str, int] = {}
 
     def poll(self, registry: RunRegistry, run_id: str, now: float) -> Parsed | None:
@@ -130,24 +137,29 @@ class LineSource(Source):
         if line is None:
             return None
         parsed = Parsed(file=self.name)
-        if isinstance(self.reader, TextLogReader):
-            self.reader.unterminated(line[0], line[1], parsed)
-        else:
-            self.reader.read([line], min(now, self.tail.mtime_ns / 1e9), parsed)
+        self.reader.unterminated(line, min(now, self.tail.mtime_ns / 1e9), parsed)
         return parsed
 
 
-class TrainerStateSource(Source):
-    """HF Trainer's trainer_state.json files (the output dir's and each checkpoint-N's), merged by step."""
+SnapshotReader = Callable[[bytes, float, Parsed], object]  # (data, mtime, parsed); raises SnapshotError
 
-    kind = "trainer_state"
 
-    def __init__(self, path: str) -> None:
-        super().__init__(path)
+class SnapshotSource(GroupSource):
+    """Whole files rewritten in place (HF's trainer_state.json, a JSON summary), re-read when changed, merged by step.
+
+    A file that cannot be read (`SnapshotError`) is read again shortly: a writer may be half-way through
+    rewriting it; it counts as bad only once it stays so for HALF_WRITTEN_GRACE_S.
+    """
+
+    mode: MergeMode = "snapshot"
+
+    def __init__(self, run_dir: str, read: SnapshotReader, order: Callable[[str], object] = str) -> None:
+        super().__init__(run_dir)
+        self.read = read
+        self.order = order  # the files are read in this order (the most complete last)
         self.files: dict[str, WholeFile] = {}
         self.invalid_since: dict[str, float] = {}
         self.reported: set[str] = set()
-        self.info: dict[str, object] = {}
 
     def set_paths(self, paths: list[str]) -> None:
         for path in paths:
@@ -163,8 +175,7 @@ class TrainerStateSource(Source):
         result: Parsed | None = None
         self.retry_at = None
         self.polled = True
-        # Newest checkpoint last: its log_history is the most complete.
-        for path in sorted(self.files, key=_checkpoint_number):
+        for path in sorted(self.files, key=self.order):
             whole = self.files[path]
             try:
                 read = whole.read_if_changed()
@@ -174,13 +185,10 @@ class TrainerStateSource(Source):
                 continue
             data, mtime = read
             self.mtime = max(self.mtime, mtime)
-            parent = os.path.basename(os.path.dirname(path))
-            parsed = Parsed(file=f"{parent}/trainer_state.json" if parent.startswith("checkpoint-")
-                            else "trainer_state.json")
+            parsed = Parsed(file=os.path.relpath(path, self.path))
             try:
-                self.info = read_trainer_state(data, min(mtime, now), parsed)
-            except TrainerStateError as exc:
-                # Half-written (HF rewrites it in place): read it again shortly; bad only if it stays so.
+                self.read(data, min(mtime, now), parsed)
+            except SnapshotError as exc:
                 whole.retry()
                 since = self.invalid_since.setdefault(path, now)
                 if now - since < HALF_WRITTEN_GRACE_S or path in self.reported:
@@ -198,13 +206,6 @@ class TrainerStateSource(Source):
         return result
 
 
-def _checkpoint_number(path: str) -> int:
-    parent = os.path.basename(os.path.dirname(path))
-    if parent.startswith("checkpoint-") and parent[11:].isdigit():
-        return int(parent[11:])
-    return 1 << 62  # the output dir's own trainer_state.json is the final one
-
-
 def _combine(first: Parsed, second: Parsed) -> Parsed:
     second.bad += first.bad
     second.first_bad = first.first_bad or second.first_bad
@@ -213,76 +214,3 @@ def _combine(first: Parsed, second: Parsed) -> Parsed:
     second.progress = first.progress + second.progress
     second.records += first.records
     return second
-
-
-class EventFilesSource(Source):
-    """The event files of one run, read in name order as one stream (as TensorBoard does)."""
-
-    kind = "tfevents"
-
-    def __init__(self, path: str, rename: Rename | None = None) -> None:
-        super().__init__(path)
-        self.name = "event files"
-        self.rename = rename
-        self.readers: dict[str, EventFileReader] = {}
-        self.last_steps: dict[str, int] = {}
-
-    def set_paths(self, paths: list[str]) -> None:
-        for path in paths:
-            if path not in self.readers:
-                self.readers[path] = EventFileReader(path, self.rename)
-        for path in list(self.readers):
-            if path not in paths:
-                del self.readers[path]
-
-    def paths(self) -> list[str]:
-        return list(self.readers)
-
-    def poll(self, registry: RunRegistry, run_id: str, now: float) -> Parsed | None:
-        parsed = Parsed(file=self.name)
-        self.more = False
-        self.polled = True
-        changed = False
-        for path in sorted(self.readers, key=lambda p: (os.path.basename(p), p)):
-            reader = self.readers[path]
-            before = reader.events
-            try:
-                _, more = reader.poll(parsed)
-            except FileNotFoundError:
-                continue
-            self.more |= more
-            if reader.events != before:
-                changed = True
-                self.mtime = max(self.mtime, reader.mtime)
-        if parsed.has_points:
-            parsed.resumed = merge_streamed(registry, run_id, parsed.points(), self.last_steps)
-        return parsed if changed else None
-
-
-def sources_for(layout: RunLayout, existing: dict[str, Source], max_line_bytes: int,
-                unterminated_s: float) -> dict[str, Source]:
-    """The sources a run layout needs, keyed by path (groups: run dir + "#kind"); existing ones are kept."""
-    hf = layout.format == "hf_trainer"
-    wanted: dict[str, Source] = {}
-    for path in layout.jsonl:
-        wanted[path] = existing.get(path) or LineSource(path, "jsonl", max_line_bytes, unterminated_s=unterminated_s)
-    for path in layout.csv:
-        wanted[path] = existing.get(path) or LineSource(path, "csv", max_line_bytes, unterminated_s=unterminated_s)
-    for path in layout.text:  # metrics from a log only where it is the run's own record (plain text, HF stdout)
-        wanted[path] = existing.get(path) or LineSource(
-            path, "text", max_line_bytes, metrics=layout.format in ("text", "hf_trainer"), hf=hf,
-            unterminated_s=unterminated_s,
-        )
-    if layout.tfevents:
-        group = existing.get(layout.path + "#tfevents")
-        if not isinstance(group, EventFilesSource):
-            group = EventFilesSource(layout.path, rename=hf_tag if hf else None)
-        group.set_paths(layout.tfevents)
-        wanted[layout.path + "#tfevents"] = group
-    if layout.trainer_state:
-        states = existing.get(layout.path + "#trainer_state")
-        if not isinstance(states, TrainerStateSource):
-            states = TrainerStateSource(layout.path)
-        states.set_paths(layout.trainer_state)
-        wanted[layout.path + "#trainer_state"] = states
-    return wanted

@@ -1,12 +1,15 @@
-"""What a file-format reader makes of new lines: points per metric, text fields, markers, bad lines.
+"""Run formats: one module per format, each exporting its spec (`FORMAT`, see collectors/runs/format_spec.py).
 
-Readers are stateful (a CSV header, a record counter, tqdm's last step) and never touch the
-registry: the source that owns a reader applies its `Parsed` result to the run.
+This package module holds what every reader shares: `Parsed` (what a reader makes of new data: points
+per metric, text fields, markers, bad lines), the `LineReader` base of line-by-line readers and the
+`SnapshotError` of whole-file readers. Readers are stateful (a CSV header, a record counter, tqdm's
+last step) and never touch the registry: the source that owns a reader applies its `Parsed` result.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -115,3 +118,26 @@ class Parsed:
     @property
     def has_points(self) -> bool:
         return bool(self._arrays) or any(lists[0] for lists in self._lists.values())
+
+
+class LineReader:
+    """Reads a file that grows by lines; the tail hands it complete lines (number, bytes)."""
+
+    def reset(self) -> None:
+        """The file was truncated or replaced: start over."""
+
+    def read(self, lines: Sequence[tuple[int, bytes]], mtime: float, parsed: Parsed) -> None:
+        raise NotImplementedError
+
+    def unterminated(self, line: tuple[int, bytes], mtime: float, parsed: Parsed) -> None:
+        """A last line that never got its newline (the writer stopped mid-line): read it as it is."""
+        self.read([line], mtime, parsed)
+
+
+class SnapshotError(ValueError):
+    """A whole-file snapshot that cannot be read (yet: a writer may be rewriting it in place)."""
+
+    def __init__(self, reason: str, line: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.line = line

@@ -14,14 +14,19 @@ over with the new header (points are merged by step, not duplicated).
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from collectors.runs.formats import STEP_KEYS, TIME_KEYS, TOTAL_KEYS, Parsed
+from collectors.runs.format_spec import FileKind, Listing, Match, RunFormat
+from collectors.runs.formats import STEP_KEYS, TIME_KEYS, TOTAL_KEYS, LineReader, Parsed
+from collectors.runs.sources import LineSource
 
 CSV_STEP_KEYS = (*STEP_KEYS, "epoch")
+CSV_HEADER = re.compile(r"^[A-Za-z_][\w ./-]*(,[A-Za-z_][\w ./-]*)+\r?$")
+STEP_COLUMN = re.compile(r"(^|,)(epoch|step)(,|\r?$)")
 
 
 def _names(fields: list[str]) -> list[str]:
@@ -41,7 +46,7 @@ def _looks_like_header(fields: list[str]) -> bool:
     return True
 
 
-class CsvReader:
+class CsvReader(LineReader):
     def __init__(self) -> None:
         self.header: list[str] | None = None
         self.ordinal = 0
@@ -148,3 +153,29 @@ class CsvReader:
             parsed.add_points(name, steps[keep], times[keep], column_values[keep])
         for i in sorted(bad):
             parsed.add_bad(numbers[i], bad[i])
+
+
+def is_csv(name: str) -> bool:
+    return name.endswith(".csv")
+
+
+def looks_like_csv(head: str) -> bool:
+    """A log whose first line is a CSV header naming epoch or step (Keras' CSVLogger to a .log file)."""
+    first = head.split("\n", 1)[0]
+    return bool(CSV_HEADER.match(first) and STEP_COLUMN.search(first))
+
+
+def csv_files(listing: Listing) -> list[str]:
+    return [*listing.named(is_csv), *(p for p, kind in listing.sniffed.items() if kind == FORMAT.name)]
+
+
+FORMAT = RunFormat(
+    name="csv",
+    precedence=40,
+    recognise=lambda listing: Match() if csv_files(listing) else None,
+    is_candidate=is_csv,
+    files=FileKind("csv", "streamed", lambda path, settings: LineSource(path, CsvReader(), settings)),
+    companions=csv_files,
+    sniff=looks_like_csv,
+)
+

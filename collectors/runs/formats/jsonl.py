@@ -26,16 +26,19 @@ from typing import Any
 
 import numpy as np
 
+from collectors.runs.format_spec import FileKind, Listing, Match, RunFormat
 from collectors.runs.formats import (
     CRASH_EVENTS,
     END_EVENTS,
     STEP_KEYS,
     TIME_KEYS,
     TOTAL_KEYS,
+    LineReader,
     Parsed,
     as_timestamp,
     not_finite_reason,
 )
+from collectors.runs.sources import LineSource
 
 MAX_STEP = 2**62
 Column = tuple[np.ndarray, np.ndarray]  # (record indices, values)
@@ -90,7 +93,7 @@ def load_records(lines: Sequence[tuple[int, bytes]], parsed: Parsed) -> tuple[li
     return records, numbers
 
 
-class JsonlReader:
+class JsonlReader(LineReader):
     def __init__(self) -> None:
         self.ordinal = 0  # records read so far: the step of a record without one...
         self.last_step: int | None = None  # ...unless an earlier record had a step: then that one
@@ -287,3 +290,21 @@ def _event(value: str, line: int, step: int, parsed: Parsed, after_records: int)
         parsed.add_marker("end", f'{{"event": "{value}"}} logged', line, step, after_records)
     elif name in CRASH_EVENTS:
         parsed.add_marker("crash", f'{{"event": "{value}"}} logged', line, step, after_records)
+
+
+def is_jsonl(name: str) -> bool:
+    return name.endswith(".jsonl")
+
+
+def jsonl_files(listing: Listing) -> list[str]:
+    return listing.named(is_jsonl)
+
+
+FORMAT = RunFormat(
+    name="jsonl",
+    precedence=30,
+    recognise=lambda listing: Match() if jsonl_files(listing) else None,
+    is_candidate=is_jsonl,
+    files=FileKind("jsonl", "streamed", lambda path, settings: LineSource(path, JsonlReader(), settings)),
+    companions=jsonl_files,
+)

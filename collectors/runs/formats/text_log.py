@@ -16,6 +16,8 @@ A line's step is its own `step` key; else, once the log has written steps itself
 else the training bar's step (HF's dicts are written by tqdm.write *before* the bar is redrawn with
 the new step, so they take the step of the next redraw); else (plain logs) its position among
 metric lines. With `metrics=False` (a log beside structured metrics) only markers are read.
+A directory is a `text` run when one of its logs (`*.log`, `*.out`, `*.err`, `*log*.txt`, ...) holds
+metric pairs, dict lines, tqdm bars or a traceback in its first 64 KiB.
 Bad lines (counted, skipped whole): a NaN/inf value, a non-number where the key held numbers, a
 `{...}` line that is not a dict, non-UTF-8 bytes (the rest of such a line is still read).
 """
@@ -29,7 +31,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from collectors.runs.formats import STEP_KEYS, TOTAL_KEYS, Parsed, integral_step, not_finite_reason
+from collectors.runs.format_spec import FileKind, Listing, Match, RunFormat
+from collectors.runs.formats import STEP_KEYS, TOTAL_KEYS, LineReader, Parsed, integral_step, not_finite_reason
+from collectors.runs.sources import LineSource, SourceSettings
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 TQDM = re.compile(
@@ -72,7 +76,7 @@ def _number(value: Any) -> float | None:
     return None
 
 
-class TextLogReader:
+class TextLogReader(LineReader):
     def __init__(self, metrics: bool = True, hf: bool = False) -> None:
         self.metrics = metrics
         self.hf = hf
@@ -100,8 +104,9 @@ class TextLogReader:
                 text = ANSI.sub("", text)
             self._line(no, text, mtime, parsed)
 
-    def unterminated(self, no: int, raw: bytes, parsed: Parsed) -> None:
-        """A last line that never got its newline (the writer stopped mid-line)."""
+    def unterminated(self, line: tuple[int, bytes], mtime: float, parsed: Parsed) -> None:
+        """A last line that never got its newline (the writer stopped mid-line): bad unless a tqdm redraw."""
+        no, raw = line
         text = raw.decode("utf-8", errors="replace")
         if TQDM.search(text) is None and text.strip():
             parsed.add_bad(no, "the line was never completed (no newline)")
@@ -260,3 +265,50 @@ class TextLogReader:
         parsed.progress.append((mtime, step))
         for name, number in values.items():
             parsed.add_point(name, step, mtime, number)
+
+
+TEXT_SUFFIXES = (".log", ".out", ".err")
+TEXT_TXT = re.compile(r"log|out|train|stdout|stderr|console", re.I)
+
+
+def is_text_log(name: str) -> bool:
+    lower = name.lower()
+    return lower.endswith(TEXT_SUFFIXES) or (lower.endswith(".txt") and bool(TEXT_TXT.search(lower[:-4])))
+
+
+def looks_like_log(head: str) -> bool:
+    """A training log: a traceback, a tqdm bar, a dict line or a line of metric pairs in its head."""
+    if TRACEBACK in head or TQDM.search(head) or "{'loss'" in head or '{"loss"' in head:
+        return True
+    return any(len(PAIR.findall(line)) >= 2 for line in head.splitlines()[:2000])
+
+
+def text_logs(listing: Listing) -> list[str]:
+    """The logs of a directory that no other format's sniff claimed (a log written as CSV is a CSV)."""
+    return [p for p in listing.named(is_text_log) if listing.sniffed.get(p) in (None, FORMAT.name)]
+
+
+def _recognise(listing: Listing) -> Match | None:
+    logs = [p for p in text_logs(listing) if listing.sniffed.get(p) == FORMAT.name]
+    return Match(files={"text": logs}) if logs else None
+
+
+def text_log_source(metrics: bool, hf: bool = False) -> FileKind:
+    """Text logs read with or without metrics (markers and progress only), HF's steps or not."""
+    def open_log(path: str, settings: SourceSettings) -> LineSource:
+        return LineSource(path, TextLogReader(metrics=metrics, hf=hf), settings, split_cr=True)
+
+    return FileKind("text", "streamed", open_log)
+
+
+FORMAT = RunFormat(
+    name="text",
+    precedence=60,
+    recognise=_recognise,
+    is_candidate=is_text_log,
+    files=text_log_source(metrics=False),  # a log beside structured metrics: markers only
+    companions=text_logs,
+    reads=(text_log_source(metrics=True),),  # the run's own record: its metrics too
+    sniff_names=is_text_log,
+    sniff=looks_like_log,
+)

@@ -6,6 +6,8 @@ of the file until it is complete, and opens the file only for each read (no file
 which matters with hundreds of runs). Scalars are summary values whose plugin is "scalars"
 (TensorBoard's `data_compat` turns old `simple_value`s into those); the plugin is named only on a
 tag's first value, so it is remembered per tag. A replaced or truncated file gets a fresh loader.
+A directory holding event files is a `tensorboard` run (one run per directory, as TensorBoard does);
+its event files are read in name order as one stream.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from collectors.runs.format_spec import FileKind, Listing, Match, RunFormat
 from collectors.runs.formats import Parsed
+from collectors.runs.sources import GroupSource, SourceSettings, merge_streamed
+from monitor.model.run_registry import RunRegistry
 
 Rename = Callable[[str], str]
 MAX_EVENTS_PER_POLL = 200_000
+EVENTS_PREFIX = "events.out.tfevents."
 
 
 def _loader_class() -> Any:
@@ -34,18 +40,6 @@ def _scalar(tensor: Any) -> float | None:
     if array.size != 1 or array.dtype.kind not in "fiub":
         return None
     return float(array.reshape(-1)[0])
-
-
-def hf_tag(tag: str) -> str:
-    """HF Trainer's TensorBoardCallback names: train/loss -> loss, eval/loss -> eval_loss (as in trainer_state)."""
-    head, _, rest = tag.partition("/")
-    if not rest:
-        return tag
-    if head == "train":
-        return rest
-    if head in ("eval", "test"):
-        return f"{head}_{rest}"
-    return tag
 
 
 class EventFileReader:
@@ -109,3 +103,70 @@ class EventFileReader:
         if found:
             parsed.records += 1
             parsed.progress.append((wall_time, step))
+
+
+class EventFilesSource(GroupSource):
+    """The event files of one run, read in name order as one stream (as TensorBoard does)."""
+
+    def __init__(self, path: str, rename: Rename | None = None) -> None:
+        super().__init__(path)
+        self.name = "event files"
+        self.rename = rename
+        self.readers: dict[str, EventFileReader] = {}
+        self.last_steps: dict[str, int] = {}
+
+    def set_paths(self, paths: list[str]) -> None:
+        for path in paths:
+            if path not in self.readers:
+                self.readers[path] = EventFileReader(path, self.rename)
+        for path in list(self.readers):
+            if path not in paths:
+                del self.readers[path]
+
+    def paths(self) -> list[str]:
+        return list(self.readers)
+
+    def poll(self, registry: RunRegistry, run_id: str, now: float) -> Parsed | None:
+        parsed = Parsed(file=self.name)
+        self.more = False
+        self.polled = True
+        changed = False
+        for path in sorted(self.readers, key=lambda p: (os.path.basename(p), p)):
+            reader = self.readers[path]
+            before = reader.events
+            try:
+                _, more = reader.poll(parsed)
+            except FileNotFoundError:
+                continue
+            self.more |= more
+            if reader.events != before:
+                changed = True
+                self.mtime = max(self.mtime, reader.mtime)
+        if parsed.has_points:
+            parsed.resumed = merge_streamed(registry, run_id, parsed.points(), self.last_steps)
+        return parsed if changed else None
+
+
+def is_event_file(name: str) -> bool:
+    return name.startswith(EVENTS_PREFIX)
+
+
+def event_files(listing: Listing) -> list[str]:
+    return listing.named(is_event_file)
+
+
+def event_files_source(rename: Rename | None = None) -> FileKind:
+    def open_group(run_dir: str, settings: SourceSettings) -> EventFilesSource:
+        return EventFilesSource(run_dir, rename)
+
+    return FileKind("tfevents", "streamed", open_group, grouped=True)
+
+
+FORMAT = RunFormat(
+    name="tensorboard",
+    precedence=50,
+    recognise=lambda listing: Match() if event_files(listing) else None,
+    is_candidate=is_event_file,
+    files=event_files_source(),
+    companions=event_files,
+)
