@@ -16,6 +16,7 @@ import time
 from collections import deque
 
 from collectors.base import Collector
+from collectors.runs.config import RunsConfig
 from collectors.runs.discovery import DiscoveryWalk, RunLayout, SniffCache, depth_below, is_candidate
 from collectors.runs.formats import Parsed
 from collectors.runs.run_state import RunState, health_detail
@@ -23,7 +24,6 @@ from collectors.runs.sources import Source, sources_for
 from collectors.runs.status import RunProgress, StatusRules
 from collectors.runs.watcher import RunWatcher
 from collectors.runs.writers import check_writers
-from monitor.config import RunsConfig
 from monitor.model.run_registry import MainMetricRule, run_id_for
 from monitor.model.store import Store
 
