@@ -24,9 +24,12 @@ from collectors.registry import declared_specs
 from collectors.runs.config import MainMetricRule, RunsConfig
 from monitor.model.settings import PositiveSeconds, Ratio, Seconds, Section
 
-__all__ = [
-    "Config", "ConfigError", "GpuConfig", "HostConfig", "JoinConfig", "MainMetricRule", "PrometheusConfig",
-    "RedactionConfig", "RunsConfig", "Section", "load_config", "parse_config",
+__all__ = [  # the app's sections, the collectors' sections it re-exports, and the loaders
+    "APP_SECTIONS", "AlertRule", "AlertsConfig", "CollectorDownAlert", "Config", "ConfigError", "DiskFullAlert",
+    "EventsConfig", "GpuConfig", "GpuHotAlert", "GpuIdleAlert", "GpuLostAlert", "GpuMemoryAlert", "GpuXidAlert",
+    "HistoryConfig", "HostConfig", "JoinConfig", "MainMetricRule", "PrometheusConfig", "RedactionConfig",
+    "RunCrashedAlert", "RunStalledAlert", "RunsConfig", "Section", "ServerConfig", "Severity", "ThresholdsConfig",
+    "WallConfig", "WebhookConfig", "format_validation_error", "load_config", "parse_config",
 ]  # fmt: skip
 
 

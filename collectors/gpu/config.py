@@ -46,7 +46,7 @@ class GpuConfig(Section):
 
 
 class RedactionConfig(Section):
-    """Patterns whose group 1 is masked in GPU process commands, besides the built-in rules."""
+    """More secrets to mask in GPU process commands (collectors/gpu/redact.py): group 1, else the match."""
 
     extra_patterns: list[str] = Field(default_factory=list)
 
