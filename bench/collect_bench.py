@@ -19,11 +19,13 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from collectors.base import CollectorThread
-from collectors.gpu.collector import build_gpu_collector
-from collectors.gpu.simulated import SimulatedNvml
+from collectors.gpu import build_gpu_collector
+from collectors.gpu.nvml import NvmlBackend
+from collectors.gpu.sim_nvml import SimulatedNvml
 from collectors.host import HostCollector
 from monitor.config import Config
 from monitor.model.samples import SampleBatch
+from monitor.model.settings import CollectorContext
 from monitor.model.store import Store
 
 NVML_CALL_MS = 0.4  # measured cost of one real NVML call (issue figures)
@@ -62,9 +64,9 @@ def collectors_cpu(seconds: float) -> dict[str, float]:
     store = Store(config.host_label, window_s=config.history.window_s)
     simulated = SimulatedNvml(8)
     counting = CountingNvml(simulated)
-    gpu = build_gpu_collector(config, store, nvml=counting)
+    gpu = build_gpu_collector(config.gpu, CollectorContext(store), NvmlBackend(counting, name="simulated"))
     assert gpu is not None
-    gpu.processes.resolver = simulated.process_info  # type: ignore[attr-defined]
+    gpu.processes.resolver = simulated.process_info
     threads = [CollectorThread(HostCollector(store, 1.0)), CollectorThread(gpu)]
     proc = psutil.Process()
     before = proc.cpu_times()

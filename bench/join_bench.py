@@ -29,10 +29,12 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from collectors.gpu.collector import build_gpu_collector
+from collectors.gpu import build_gpu_collector
+from collectors.gpu.simulated import open_simulated
 from collectors.join.collector import RunJoinCollector
 from monitor.config import Config, JoinConfig
 from monitor.model.run_registry import run_id_for
+from monitor.model.settings import CollectorContext
 from monitor.model.store import Store
 
 KINDS = ("open_files", "cwd", "cmdline", "parent", "none")
@@ -118,7 +120,8 @@ def main() -> int:
                 {"pid": pids[g * args.per_gpu + k], "user": "alice", "command": "python train.py",
                  "gpu_memory_bytes": 2**34} for k in range(args.per_gpu)]}
             for g in range(args.gpus)]}
-        gpu = build_gpu_collector(Config.model_validate({"gpu": {"backend": "simulated"}}), store, scenario=scenario)
+        section = Config.model_validate({"gpu": {"backend": "simulated"}}).gpu
+        gpu = build_gpu_collector(section, CollectorContext(store), open_simulated(section, scenario))
         assert gpu is not None
         gpu.setup()
 

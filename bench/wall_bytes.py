@@ -57,7 +57,7 @@ def bench_config(port: int, history: int, gpus: int, interval: float) -> Any:
 def prefill(store: Any, config: Any, points: int) -> int:
     """`points` - 1 past readings of every series the collectors produce, ending one interval ago,
     so that the charts of a page opened now hold `points` points once the first live reading lands."""
-    from collectors.registry import build_collectors
+    from monitor.app import build_collectors
     from monitor.model.samples import Sample
     from monitor.model.store import Store
 

@@ -16,6 +16,8 @@ from typing import Any
 import psutil
 
 from collectors.base import Collector
+from collectors.registry import CollectorSpec
+from monitor.model.settings import CollectorContext, PositiveSeconds, Section
 from monitor.model.store import Store
 
 EXCLUDED_INTERFACES = frozenset({"lo"})
@@ -352,3 +354,19 @@ class HostCollector(Collector):
         problems = disk_problems(disks, self.disk_full_ratio)
         # Replace rather than mutate: views read the dict from other threads.
         self.health.detail = {"degraded": "; ".join(problems)} if problems else {}
+
+
+class HostConfig(Section):
+    enabled: bool = True
+    interval_s: PositiveSeconds = 1.0
+
+
+def build_host_collector(section: HostConfig, context: CollectorContext) -> HostCollector | None:
+    if not section.enabled:
+        return None
+    return HostCollector(
+        context.store, section.interval_s, disk_paths=list(context.run_roots), disk_full_ratio=context.disk_full_ratio
+    )
+
+
+SPEC = CollectorSpec("host", HostConfig, build_host_collector, order=10, feeds_history=True)

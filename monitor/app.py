@@ -1,4 +1,8 @@
-"""The process-wide model: one store and its collector threads, started once per process."""
+"""The process-wide model: one store and its collector threads, started once per process.
+
+The one place that wires the sources to the store: every declared collector (collectors/registry.py)
+with its config section, then the alert engine, last because it only reads what the others write.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,35 @@ import logging
 import time
 
 from collectors.base import Collector, CollectorThread, HangWatch
-from collectors.registry import build_collectors
+from collectors.registry import build_collectors as build_declared
+from collectors.registry import declared_specs
+from monitor.alerts.engine import build_alert_engine
 from monitor.config import Config
+from monitor.model.settings import CollectorContext
 from monitor.model.store import Store
 
 log = logging.getLogger(__name__)
+
+
+def collector_context(config: Config, store: Store) -> CollectorContext:
+    """What the collectors may know of the sections that are not their own."""
+    return CollectorContext(
+        store=store,
+        run_roots=tuple(config.runs.roots),
+        disk_full_ratio=config.thresholds.disk_ratio,
+        redaction_patterns=tuple(config.redaction.extra_patterns),
+        gpu_enabled=config.gpu.enabled,
+    )
+
+
+def build_collectors(config: Config, store: Store) -> list[Collector]:
+    """The collectors the configuration turns on, the alert engine last."""
+    sections = {spec.name: getattr(config, spec.name) for spec in declared_specs()}
+    collectors = build_declared(sections, collector_context(config, store))
+    alerts = build_alert_engine(config, store)
+    if alerts is not None:  # last: it only reads what the others write
+        collectors.append(alerts)
+    return collectors
 
 
 class Monitor:

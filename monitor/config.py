@@ -1,4 +1,8 @@
-"""Configuration: a pydantic schema for config.yaml, validated on load with one clear line per problem."""
+"""Configuration: a pydantic schema for config.yaml, validated on load with one clear line per problem.
+
+The schema is the app's own sections (below) plus the section each declared collector brings
+(collectors/registry.py): a new collector adds its key here without an edit to this file.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,24 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator, model_validator
+from pydantic import Field, IPvAnyNetwork, ValidationError, create_model, field_validator, model_validator
 
-PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Ratio = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+# The collectors' sections, for the layers above that read them (alerts, views, tests).
+from collectors.gpu.config import GpuConfig, RedactionConfig
+from collectors.host import HostConfig
+from collectors.join.config import JoinConfig
+from collectors.prometheus.config import PrometheusConfig
+from collectors.registry import declared_specs
+from collectors.runs.config import MainMetricRule, RunsConfig
+from monitor.model.settings import PositiveSeconds, Ratio, Seconds, Section
+
+__all__ = [  # the app's sections, the collectors' sections it re-exports, and the loaders
+    "APP_SECTIONS", "AlertRule", "AlertsConfig", "CollectorDownAlert", "Config", "ConfigError", "DiskFullAlert",
+    "EventsConfig", "GpuConfig", "GpuHotAlert", "GpuIdleAlert", "GpuLostAlert", "GpuMemoryAlert", "GpuXidAlert",
+    "HistoryConfig", "HostConfig", "JoinConfig", "MainMetricRule", "PrometheusConfig", "RedactionConfig",
+    "RunCrashedAlert", "RunStalledAlert", "RunsConfig", "Section", "ServerConfig", "Severity", "ThresholdsConfig",
+    "WallConfig", "WebhookConfig", "format_validation_error", "load_config", "parse_config",
+]  # fmt: skip
 
 
 class ConfigError(Exception):
@@ -27,11 +45,6 @@ class ConfigError(Exception):
         lines = [f"labwall: invalid configuration in {self.source}:"]
         lines += [f"  {p}" for p in self.problems]
         return "\n".join(lines)
-
-
-class Section(BaseModel):
-    # Unknown keys are errors: a typo must never be silently ignored.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class ServerConfig(Section):
@@ -57,75 +70,6 @@ class HistoryConfig(Section):
     day_tier: bool = True
 
 
-class GpuConfig(Section):
-    enabled: bool = True
-    backend: Literal["nvml", "simulated"] = "nvml"
-    interval_s: PositiveSeconds = 1.0
-    nvml_retry_s: PositiveSeconds = 60.0
-    simulated_count: int = Field(4, ge=1, le=64)
-    # JSON file describing simulated GPUs, processes and events (demos, tests); None: generated.
-    simulated_scenario: Path | None = None
-
-    @field_validator("simulated_scenario")
-    @classmethod
-    def _scenario_usable(cls, path: Path | None) -> Path | None:
-        if path is None:
-            return None
-        if not path.is_file():
-            raise ValueError(f"file {str(path)!r} not found")
-        # Imported here: the simulated backend lives with the collectors, which import this module.
-        from collectors.gpu.collector import load_scenario
-        from collectors.gpu.simulated import SimulatedNvml
-
-        SimulatedNvml(scenario=load_scenario(path))  # raises ValueError naming what is wrong
-        return path
-
-
-class HostConfig(Section):
-    enabled: bool = True
-    interval_s: PositiveSeconds = 1.0
-
-
-class MainMetricRule(Section):
-    run: str = Field("*", min_length=1)  # glob on the run's name (its path below the root)
-    metric: str = Field("loss", min_length=1)  # glob on its metric names
-
-
-class RunsConfig(Section):
-    roots: list[Path] = Field(default_factory=list)
-    max_depth: int = Field(4, ge=1, le=32)
-    rescan_s: PositiveSeconds = 10.0
-    forget_after_s: PositiveSeconds = 86400.0
-    # How often the run watcher reads what changed (the latency of a new line, with file events).
-    interval_s: float = Field(0.1, ge=0.01, le=10, allow_inf_nan=False)
-    # false: no inotify/watchdog events, only the rescan (network filesystems send none anyway).
-    use_events: bool = True
-    stall_factor: float = Field(10.0, ge=1, allow_inf_nan=False)
-    stall_min_s: PositiveSeconds = 120.0
-    max_points_per_metric: int = Field(100_000, ge=100, le=10_000_000)
-    max_line_bytes: int = Field(1_048_576, ge=1024, le=256 * 1_048_576)
-    # A last line still without its newline after this long is read as it is (the writer stopped mid-line).
-    unterminated_line_s: PositiveSeconds = 60.0
-    # Seconds between looks at /proc for the processes writing runs; 0 turns the writer rule off.
-    writer_check_s: float = Field(5.0, ge=0, allow_inf_nan=False)
-    main_metric: list[MainMetricRule] = Field(default_factory=lambda: [MainMetricRule(run="*", metric="loss")])
-
-
-class JoinConfig(Section):
-    """Joining GPU processes to the runs they write (collectors/join/collector.py)."""
-
-    enabled: bool = True
-    interval_s: PositiveSeconds = 2.0
-    # A process joined to a run is read again (its /proc: open files, cwd, command line) this often.
-    recheck_s: PositiveSeconds = 30.0
-    # A process not joined yet (it may open its run's files later) is read again this often.
-    retry_s: PositiveSeconds = 5.0
-    # Seconds of /proc reading per tick; processes that do not fit are read on the next ticks.
-    budget_s: float = Field(0.1, gt=0, le=10, allow_inf_nan=False)
-    # Parent processes (launchers: torchrun, accelerate, python -m, bash) looked at, nearest first.
-    parent_levels: int = Field(4, ge=0, le=16)
-
-
 class WallConfig(Section):
     flush_interval_s: PositiveSeconds = 1.0
     # Time span of the wall's charts; beyond history.window_s the 1-minute tier is used (max 24 h).
@@ -143,7 +87,6 @@ class ThresholdsConfig(Section):
 
 
 Severity = Literal["warning", "critical"]
-Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class AlertRule(Section):
@@ -247,83 +190,21 @@ class AlertsConfig(Section):
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
 
 
-class RedactionConfig(Section):
-    extra_patterns: list[str] = Field(default_factory=list)
-
-    @field_validator("extra_patterns")
-    @classmethod
-    def _compile(cls, patterns: list[str]) -> list[str]:
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"{pattern!r} is not a valid regular expression ({exc})") from None
-        return patterns
-
-
 class EventsConfig(Section):
     capacity: int = Field(1000, ge=10, le=1_000_000)
 
 
-class PrometheusConfig(Section):
-    """The multi-host wall: every host a Prometheus server scrapes (collectors/prometheus/collector.py)."""
+class _AppConfig(Section):
+    """The keys before the collectors' sections; the rest follow them (APP_SECTIONS)."""
 
-    url: str | None = None  # None: off (the wall shows this host only)
-    # Regex on the host name (Prometheus' RE2 syntax, anchored): which hosts the wall shows.
-    host_selector: str = Field(".+", min_length=1)
-    interval_s: PositiveSeconds = 2.0
-    # Each query waits at most this long; a slow or dead Prometheus never freezes the wall.
-    timeout_s: float = Field(2.0, gt=0, le=60, allow_inf_nan=False)
-    lookback_s: float = Field(600.0, ge=10, le=86400, allow_inf_nan=False)  # span of the per-host sparklines
-    range_every: int = Field(5, ge=1, le=1000)  # sparklines (range queries) are refreshed every N ticks
-    # labwall: labwall's own /metrics; dcgm: NVIDIA DCGM-exporter plus node_exporter.
-    flavor: Literal["labwall", "dcgm"] = "labwall"
-    dcgm_host_label: str = Field("Hostname", min_length=1)  # DCGM series label holding the host name
-    node_host_label: str = Field("instance", min_length=1)  # node_exporter label holding it (":port" dropped)
-    forget_after_s: PositiveSeconds = 86400.0  # a host down this long leaves the wall
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, url: str | None) -> str | None:
-        if url is not None and not re.match(r"^https?://[^\s/]+\S*$", url):
-            raise ValueError("must be an http:// or https:// URL of a Prometheus server (or null for off)")
-        return url.rstrip("/") if url else url
-
-    @field_validator("host_selector")
-    @classmethod
-    def _regex(cls, pattern: str) -> str:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"{pattern!r} is not a valid regular expression ({exc})") from None
-        return pattern
-
-    @field_validator("dcgm_host_label", "node_host_label")
-    @classmethod
-    def _label_name(cls, name: str) -> str:
-        if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name):
-            raise ValueError("must be a Prometheus label name (letters, digits, _; not starting with a digit)")
-        return name
-
-
-class Config(Section):
     host_label: str = Field(default_factory=socket.gethostname, min_length=1, max_length=128)
     server: ServerConfig = Field(default_factory=ServerConfig)
     history: HistoryConfig = Field(default_factory=HistoryConfig)
-    gpu: GpuConfig = Field(default_factory=GpuConfig)
-    host: HostConfig = Field(default_factory=HostConfig)
-    runs: RunsConfig = Field(default_factory=RunsConfig)
-    join: JoinConfig = Field(default_factory=JoinConfig)
-    wall: WallConfig = Field(default_factory=WallConfig)
-    thresholds: ThresholdsConfig = Field(default_factory=ThresholdsConfig)
-    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
-    redaction: RedactionConfig = Field(default_factory=RedactionConfig)
-    events: EventsConfig = Field(default_factory=EventsConfig)
-    prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)
 
     @model_validator(mode="after")
-    def _window_holds_samples(self) -> Config:
-        fastest = min(self.gpu.interval_s, self.host.interval_s)
+    def _window_holds_samples(self) -> Any:
+        intervals = [getattr(self, s.name).interval_s for s in declared_specs() if s.feeds_history]
+        fastest = min(intervals, default=math.inf)
         if self.history.window_s < fastest:
             raise ValueError(
                 f"history.window_s ({self.history.window_s:g}) is shorter than the fastest "
@@ -335,6 +216,30 @@ class Config(Section):
         """Points a series sampled every `interval_s` needs to cover the history window."""
         return max(2, math.ceil(self.history.window_s / interval_s) + 1)
 
+
+# The app's sections after the collectors' (config key -> section model, in config.yaml's order).
+APP_SECTIONS: dict[str, type[Section]] = {
+    "wall": WallConfig,
+    "thresholds": ThresholdsConfig,
+    "alerts": AlertsConfig,
+    "redaction": RedactionConfig,
+    "events": EventsConfig,
+}
+
+
+def _build_config_model() -> type[_AppConfig]:
+    sections = {spec.name: spec.section for spec in declared_specs()}
+    clash = sorted(set(sections) & (set(APP_SECTIONS) | set(_AppConfig.model_fields)))
+    if clash:
+        raise RuntimeError(f"collector sections clash with the app's: {', '.join(clash)}")
+    fields: dict[str, Any] = {
+        key: (model, Field(default_factory=model)) for key, model in {**sections, **APP_SECTIONS}.items()
+    }
+    return create_model("Config", __base__=_AppConfig, __module__=__name__, **fields)
+
+
+# config.yaml's schema: `config.gpu`, `config.runs`, ... are the declared collectors' sections.
+Config = _build_config_model()
 
 _REASONS = {
     "greater_than": "must be > {gt}",

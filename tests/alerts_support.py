@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from collectors.gpu.collector import GpuCollector
+from collectors.gpu.nvml import NvmlBackend
 from collectors.gpu.processes import ProcessLookup
 from collectors.gpu.redact import Redactor
 from monitor.alerts.engine import AlertEngine
@@ -37,7 +38,9 @@ class Lab:
         self.fake = FakeNvml(count)
         self.store = Store(HOST)
         lookup = ProcessLookup(Redactor(), resolver=self.fake.process_info)
-        self.gpu = GpuCollector(self.store, 1.0, self.fake, processes=lookup, clock=lambda: self.t, pcie_per_tick=64)
+        self.gpu = GpuCollector(
+            self.store, 1.0, NvmlBackend(self.fake), processes=lookup, clock=lambda: self.t, pcie_per_tick=64
+        )
         self.gpu.setup()
         self.engine = AlertEngine(self.store, self.config, notifier=notifier)
         self.engine.setup()

@@ -23,7 +23,7 @@ from collections import Counter
 import pynvml
 
 from collectors.gpu.sim_model import GIB, MIB, GpuReading, SimGpu, SimProcess
-from collectors.gpu.simulated import SimulatedNvml
+from collectors.gpu.sim_nvml import SimulatedNvml
 
 DRIVER_VERSION = "550.54.15"
 NVML_VERSION = "12.550.54.15"

@@ -1,49 +1,26 @@
-"""GPU collector: NVML (or its simulation) → per-GPU samples and the "gpu" state document.
+"""GPU collector: a GPU backend (collectors/gpu/backend.py) → per-GPU samples and the "gpu" document.
 
-NVML is initialised once in setup(); a missing driver makes the collector "unavailable" and the
-thread retries setup() later, so loading the driver needs no restart. A GPU that stops answering
-is marked lost on its own while the others keep updating, and is re-opened every tick until it
-answers again. XID errors arrive as NVML events (collectors/gpu/xid.py), drained without waiting
-each tick. NVML calls cost ~0.4 ms each, so what does not change is read every
-`static_refresh_s`, ECC counters every `ecc_refresh_s`, clocks (not on the wall) every
-`clock_refresh_s`, and the 20 ms PCIe sampling is rationed.
+The backend (NVML, its simulation, or another vendor's library) is started once in setup(); a
+missing driver makes the collector "unavailable" and the thread retries setup() later, so loading
+the driver needs no restart. A GPU that stops answering is marked lost on its own while the others
+keep updating, and is re-opened every tick until it answers again. XID errors arrive as the
+backend's device events, drained without waiting each tick. A library call costs ~0.4 ms (NVML),
+so what does not change is read every `static_refresh_s`, ECC counters every `ecc_refresh_s`,
+clocks (not on the wall) every `clock_refresh_s`, and the 20 ms PCIe sampling is rationed.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NoReturn
 
-import pynvml
-
 from collectors.base import Collector, SourceUnavailable
-from collectors.gpu.fields import (
-    LIBRARY_CODES,
-    NO_GPU,
-    DeviceReader,
-    cuda_version_text,
-    describe_init_error,
-    error_code,
-    error_text,
-    read_clocks,
-    read_dynamic,
-    read_ecc,
-    read_pcie,
-    read_processes,
-    read_static,
-    text,
-)
+from collectors.gpu.backend import BackendGone, BackendUnavailable, DeviceFault, GpuBackend, GpuDevice
 from collectors.gpu.processes import ProcessLookup
-from collectors.gpu.redact import Redactor
-from collectors.gpu.simulated import SimulatedNvml
-from collectors.gpu.xid import KEPT_PER_GPU, XidEvents, xid_meaning, xid_text
-from monitor.config import Config
+from collectors.gpu.xid import KEPT_PER_GPU, xid_meaning, xid_text
 from monitor.model.samples import SampleBatch
 from monitor.model.store import Store
 
@@ -82,14 +59,10 @@ READING_FIELDS = (
 )
 
 
-class _LibraryGone(Exception):
-    """NVML as a whole stopped answering (driver unloaded or replaced)."""
-
-
 @dataclass(slots=True)
 class _Device:
     index: int
-    reader: DeviceReader | None = None
+    opened: GpuDevice | None = None
     static: dict[str, Any] = field(default_factory=lambda: {"name": "unknown", "uuid": ""})
     static_at: float = -math.inf
     ecc: tuple[int | None, int | None] = (None, None)
@@ -114,9 +87,8 @@ class GpuCollector(Collector):
         self,
         store: Store,
         interval_s: float,
-        nvml: Any,
+        backend: GpuBackend,
         *,
-        backend: str = "nvml",
         processes: ProcessLookup | None = None,
         retry_s: float = 60.0,
         static_refresh_s: float = 30.0,
@@ -127,9 +99,7 @@ class GpuCollector(Collector):
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(store, interval_s)
-        self.nvml = nvml
         self.backend = backend
-        self.simulated = bool(getattr(nvml, "simulated", False))
         self.processes = processes if processes is not None else ProcessLookup()
         self.retry_s = retry_s
         self.static_refresh_s = static_refresh_s
@@ -140,7 +110,6 @@ class GpuCollector(Collector):
         self.clock = clock
         self._initialized = False
         self._devices: list[_Device] = []
-        self.xid = XidEvents(nvml)
         self._versions: dict[str, str | None] = {
             "driver_version": None,
             "nvml_version": None,
@@ -149,27 +118,18 @@ class GpuCollector(Collector):
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def setup(self) -> None:
-        self._shutdown()  # a re-setup after a failure must not stack NVML's init reference count
+        self._shutdown()  # a re-setup after a failure must not stack the library's init reference count
         try:
-            self.nvml.nvmlInit()
-        except self.nvml.NVMLError as exc:
-            self._unavailable(describe_init_error(exc))
+            self.backend.init()
+        except BackendUnavailable as exc:
+            self._unavailable(str(exc))
         self._initialized = True
         try:
-            count = int(self.nvml.nvmlDeviceGetCount())
-        except self.nvml.NVMLError as exc:
+            count = self.backend.device_count()
+        except BackendUnavailable as exc:
             self._shutdown()
-            self._unavailable(describe_init_error(exc))
-        if count <= 0:
-            self._shutdown()
-            self._unavailable(NO_GPU)
-        self._versions = {
-            "driver_version": text(self._optional(self.nvml.nvmlSystemGetDriverVersion)),
-            "nvml_version": text(self._optional(self.nvml.nvmlSystemGetNVMLVersion)),
-            "cuda_driver_version": cuda_version_text(
-                self._optional(self.nvml.nvmlSystemGetCudaDriverVersion)
-            ),
-        }
+            self._unavailable(str(exc))
+        self._versions = self.backend.versions()
         previous = {d.index: d for d in self._devices}
         self._devices = []
         now = self.clock()
@@ -181,7 +141,7 @@ class GpuCollector(Collector):
                     device.static, device.lost_reason, device.xids = old.static, old.lost_reason, old.xids
                 self._devices.append(device)
                 self._reopen(device, now)
-        except _LibraryGone as exc:
+        except BackendGone as exc:
             self._shutdown()
             self._unavailable(str(exc))
         self._update_degraded()
@@ -192,15 +152,7 @@ class GpuCollector(Collector):
     def _shutdown(self) -> None:
         if self._initialized:
             self._initialized = False
-            self.xid.release_all()
-            with contextlib.suppress(self.nvml.NVMLError):  # the library may already be gone
-                self.nvml.nvmlShutdown()
-
-    def _optional(self, fn: Any) -> Any:
-        try:
-            return fn()
-        except self.nvml.NVMLError:
-            return None
+            self.backend.shutdown()
 
     def _unavailable(self, reason: str) -> NoReturn:
         self.health.detail = {k: v for k, v in self.health.detail.items() if k != "degraded"}
@@ -217,7 +169,7 @@ class GpuCollector(Collector):
         self._drain_xids(now)
         try:
             gpus = [self._collect_device(d, now, batch, d.index in pcie_now, since_us) for d in self._devices]
-        except _LibraryGone as exc:
+        except BackendGone as exc:
             self._shutdown()
             self._unavailable(str(exc))
         self._update_degraded()
@@ -226,7 +178,7 @@ class GpuCollector(Collector):
 
     def _drain_xids(self, now: float) -> None:
         for device in self._devices:
-            for code in self.xid.drain(device.index):
+            for code in self.backend.drain_events(device.index):
                 device.xids = [*device.xids, {"time": now, "code": code, "meaning": xid_meaning(code)}]
                 device.xids = device.xids[-KEPT_PER_GPU:]
                 self.store.events.add("error", "gpu", xid_text(device.index, code))
@@ -242,28 +194,27 @@ class GpuCollector(Collector):
     def _collect_device(
         self, device: _Device, now: float, batch: SampleBatch, read_pcie_now: bool, since_us: int
     ) -> dict[str, Any]:
-        if (device.lost_reason is not None or device.reader is None) and not self._reopen(device, now):
+        if (device.lost_reason is not None or device.opened is None) and not self._reopen(device, now):
             return self._entry(device, None, [])
-        reader = device.reader
-        assert reader is not None
+        opened = device.opened
+        assert opened is not None
         try:
             if _due(device.static_at, now, self.static_refresh_s):
-                reader.forget()  # re-probe fields that were unsupported or forbidden
-                device.static, device.static_at = read_static(reader), now
-            values = read_dynamic(reader)
+                opened.forget()  # re-probe fields that were unsupported or forbidden
+                device.static, device.static_at = opened.read_static(), now
+            values = opened.read_dynamic()
             values["power_limit_watts"] = device.static.get("power_limit_watts")
             fresh_ecc = _due(device.ecc_at, now, self.ecc_refresh_s)
             if fresh_ecc:
-                device.ecc, device.ecc_at = read_ecc(reader, device.static.get("ecc_enabled")), now
+                device.ecc, device.ecc_at = opened.read_ecc(device.static.get("ecc_enabled")), now
             fresh_clocks = _due(device.clocks_at, now, self.clock_refresh_s)
             if fresh_clocks:
-                device.clocks, device.clocks_at = read_clocks(reader), now
+                device.clocks, device.clocks_at = opened.read_clocks(), now
             if read_pcie_now:
-                device.pcie, device.pcie_at = read_pcie(reader), now
-            found = read_processes(reader, since_us)
-        except self.nvml.NVMLError as exc:
-            self._check_library(exc)
-            self._mark_lost(device, error_text(exc))
+                device.pcie, device.pcie_at = opened.read_pcie(), now
+            found = opened.read_processes(since_us)
+        except DeviceFault as exc:  # BackendGone goes up: every GPU is unavailable
+            self._mark_lost(device, str(exc))
             return self._entry(device, None, [])
         values["pcie_rx_bytes_per_second"], values["pcie_tx_bytes_per_second"] = device.pcie
         values["ecc_errors_corrected"], values["ecc_errors_uncorrected"] = device.ecc
@@ -294,16 +245,14 @@ class GpuCollector(Collector):
     def _reopen(self, device: _Device, now: float) -> bool:
         """(Re-)get the device's handle and identity; True when it answers."""
         try:
-            handle = self.nvml.nvmlDeviceGetHandleByIndex(device.index)
-            reader = DeviceReader(self.nvml, handle)
-            static = read_static(reader)
-        except self.nvml.NVMLError as exc:
-            self._check_library(exc)
-            self._mark_lost(device, error_text(exc))
+            opened = self.backend.open(device.index)
+            static = opened.read_static()
+        except DeviceFault as exc:
+            self._mark_lost(device, str(exc))
             return False
-        device.reader, device.static, device.static_at = reader, static, now
+        device.opened, device.static, device.static_at = opened, static, now
         device.ecc_at = device.pcie_at = device.clocks_at = -math.inf
-        note = self.xid.register(device.index, handle)  # once per (re)open: a reset GPU needs a new one
+        note = self.backend.watch_events(device.index, opened)
         if note is not None:
             self.store.events.add("info", "gpu", note)
         if device.lost_reason is not None:
@@ -311,12 +260,8 @@ class GpuCollector(Collector):
             self.store.events.add("info", "gpu", f"GPU {device.index} recovered")
         return True
 
-    def _check_library(self, exc: BaseException) -> None:
-        if error_code(exc) in LIBRARY_CODES:
-            raise _LibraryGone(f"NVML stopped answering: {error_text(exc)}") from exc
-
     def _mark_lost(self, device: _Device, reason: str) -> None:
-        device.reader = None
+        device.opened = None
         if device.lost_reason is None:
             device.lost_reason = reason
             self.store.events.add("error", "gpu", f"GPU {device.index} lost: {reason}")
@@ -350,54 +295,11 @@ class GpuCollector(Collector):
 
     def _document(self, state: str, reason: str | None, gpus: list[dict[str, Any]]) -> dict[str, Any]:
         return {
-            "backend": self.backend,
-            "simulated": self.simulated,
+            "backend": self.backend.name,
+            "simulated": self.backend.simulated,
             "state": state,
             "reason": reason,
             **self._versions,
             "gpus": gpus,
         }
 
-
-def load_scenario(path: Path) -> dict[str, Any]:
-    """Read a simulated-GPU scenario file; a ValueError names the file and what is wrong with it."""
-    try:
-        scenario = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"gpu.simulated_scenario: cannot read {str(path)!r}: {exc}") from None
-    if not isinstance(scenario, dict):
-        raise ValueError(f"gpu.simulated_scenario: {str(path)!r} must hold a JSON object")
-    return scenario
-
-
-def build_gpu_collector(
-    config: Config, store: Store, *, nvml: Any | None = None, scenario: dict[str, Any] | None = None
-) -> Collector | None:
-    """The GPU collector the configuration asks for, or None when GPUs are disabled.
-
-    `nvml` replaces the backend's module (tests); `scenario` replaces config.gpu.simulated_scenario.
-    Raises ValueError for a scenario that cannot be used."""
-    gpu = config.gpu
-    if not gpu.enabled:
-        return None
-    redactor = Redactor(config.redaction.extra_patterns)
-    if nvml is None and gpu.backend == "simulated":
-        path = getattr(gpu, "simulated_scenario", None)
-        if scenario is None and path is not None:
-            scenario = load_scenario(Path(path))
-        try:
-            nvml = SimulatedNvml(gpu.simulated_count, scenario=scenario)
-        except ValueError as exc:
-            raise ValueError(f"gpu.simulated_scenario: {exc}") from None
-    elif nvml is None:
-        nvml = pynvml
-    # Simulated pids must never be looked up among the real processes of this machine.
-    resolver = nvml.process_info if isinstance(nvml, SimulatedNvml) else None
-    return GpuCollector(
-        store,
-        gpu.interval_s,
-        nvml,
-        backend=gpu.backend,
-        processes=ProcessLookup(redactor, resolver),
-        retry_s=gpu.nvml_retry_s,
-    )

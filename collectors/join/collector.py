@@ -33,9 +33,9 @@ from typing import Any
 import psutil
 
 from collectors.base import Collector
+from collectors.join.config import JoinConfig
 from collectors.join.run_index import JoinProcess, RunIndex, argument_paths, norm
 from collectors.runs.writers import PROC
-from monitor.config import JoinConfig
 from monitor.model.run_gpus import STATE_SOURCE
 from monitor.model.store import Store
 

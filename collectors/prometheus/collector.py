@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 
 from collectors.base import MAX_BACKOFF_S, Collector, SourceUnavailable
+from collectors.prometheus.config import PrometheusConfig
 from collectors.prometheus.mapping import assemble, assemble_runs, build_flavor, down_instances, sparklines
 from collectors.prometheus.query import InstantSample, PrometheusClient, PrometheusError
-from monitor.config import PrometheusConfig
 from monitor.model.store import Store
 
 SPARK_POINTS = 60

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from collectors.prometheus.config import PrometheusConfig
 from collectors.prometheus.query import InstantSample, RangeSeries
-from monitor.config import PrometheusConfig
 
 MIB = 1024**2
 GPU_FIELDS = ("utilization_gpu_percent", "memory_used_bytes", "memory_total_bytes", "temperature_celsius",

@@ -16,16 +16,16 @@ import time
 from collections import deque
 
 from collectors.base import Collector
+from collectors.runs.config import RunsConfig
 from collectors.runs.discovery import DiscoveryWalk, RunLayout, SniffCache, depth_below, root_of, walk_targets
 from collectors.runs.format_spec import RunFormat, load_formats
-from collectors.runs.formats import Parsed
 from collectors.runs.health import health_detail, note_missing_roots
+from collectors.runs.parsed import Parsed
 from collectors.runs.run_state import RunState, sources_for
 from collectors.runs.sources import Source, SourceSettings
 from collectors.runs.status import RunProgress, StatusRules
 from collectors.runs.watcher import RunWatcher
 from collectors.runs.writers import check_writers
-from monitor.config import RunsConfig
 from monitor.model.run_registry import MainMetricRule, run_id_for
 from monitor.model.store import Store
 

@@ -21,7 +21,7 @@ from typing import Literal
 
 import numpy as np
 
-from collectors.runs.formats import LineReader, Parsed, SnapshotError
+from collectors.runs.parsed import LineReader, Parsed, SnapshotError
 from collectors.runs.tailer import FileTail, WholeFile
 from monitor.model.run_registry import RunRegistry
 

@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass
 from itertools import pairwise
 
-from collectors.runs.formats import Marker, Parsed
+from collectors.runs.parsed import Marker, Parsed
 from monitor.model.run_registry import RunStatus
 
 RATE_WINDOW_S = 300.0

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from collectors.runs.format_spec import FileKind, Listing, Match, RunFormat
-from collectors.runs.formats import STEP_KEYS, TIME_KEYS, TOTAL_KEYS, LineReader, Parsed
+from collectors.runs.parsed import STEP_KEYS, TIME_KEYS, TOTAL_KEYS, LineReader, Parsed
 from collectors.runs.sources import LineSource
 
 CSV_STEP_KEYS = (*STEP_KEYS, "epoch")

@@ -21,10 +21,10 @@ import re
 from typing import Any
 
 from collectors.runs.format_spec import FileKind, Listing, Match, RunFormat
-from collectors.runs.formats import Parsed, SnapshotError, integral_step
 from collectors.runs.formats.text_log import FORMAT as TEXT_FORMAT
 from collectors.runs.formats.text_log import text_log_source, text_logs
 from collectors.runs.formats.tfevents import EVENTS_PREFIX, event_files, event_files_source
+from collectors.runs.parsed import Parsed, SnapshotError, integral_step
 from collectors.runs.sources import SnapshotSource, SourceSettings
 
 SKIPPED_KEYS = frozenset({"step", "total_flos"})

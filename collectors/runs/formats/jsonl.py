@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from collectors.runs.format_spec import FileKind, Listing, Match, RunFormat
-from collectors.runs.formats import (
+from collectors.runs.parsed import (
     CRASH_EVENTS,
     END_EVENTS,
     STEP_KEYS,

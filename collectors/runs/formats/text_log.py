@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from collectors.runs.format_spec import FileKind, Listing, Match, RunFormat
-from collectors.runs.formats import STEP_KEYS, TOTAL_KEYS, LineReader, Parsed, integral_step, not_finite_reason
+from collectors.runs.parsed import STEP_KEYS, TOTAL_KEYS, LineReader, Parsed, integral_step, not_finite_reason
 from collectors.runs.sources import LineSource, SourceSettings
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")

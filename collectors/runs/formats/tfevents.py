@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from collectors.runs.format_spec import FileKind, Listing, Match, RunFormat
-from collectors.runs.formats import Parsed
+from collectors.runs.parsed import Parsed
 from collectors.runs.sources import GroupSource, SourceSettings, merge_streamed
 from monitor.model.run_registry import RunRegistry
 

@@ -12,14 +12,18 @@ import pynvml
 import pytest
 
 from collectors.base import CollectorThread
-from collectors.gpu.collector import GpuCollector, build_gpu_collector
+from collectors.gpu import build_gpu_collector
+from collectors.gpu.collector import GpuCollector
 from collectors.gpu.fields import NO_DRIVER, NO_GPU, decode_throttle_reasons, pstate_name
+from collectors.gpu.nvml import NvmlBackend
 from collectors.gpu.processes import ProcessLookup
 from collectors.gpu.redact import Redactor
 from collectors.gpu.sim_model import GIB, MIB
-from collectors.gpu.simulated import SimulatedNvml
+from collectors.gpu.sim_nvml import SimulatedNvml
+from collectors.gpu.simulated import SimulatedBackend, open_simulated
 from monitor.config import Config, ConfigError, parse_config
 from monitor.model.samples import make_labels
+from monitor.model.settings import CollectorContext
 from monitor.model.store import Store
 
 try:  # tests/ is on sys.path under pytest's default import mode; tests.* if it becomes a package
@@ -55,7 +59,7 @@ def make(count: int = 8, **options: Any) -> tuple[FakeNvml, Store, GpuCollector]
     options.setdefault("pcie_per_tick", 64)
     lookup = ProcessLookup(Redactor(), resolver=fake.process_info)
     options.setdefault("clock", lambda: T0)
-    collector = GpuCollector(store, 1.0, fake, processes=lookup, retry_s=RETRY_S, **options)
+    collector = GpuCollector(store, 1.0, NvmlBackend(fake), processes=lookup, retry_s=RETRY_S, **options)
     return fake, store, collector
 
 
@@ -65,6 +69,10 @@ def doc(store: Store) -> dict[str, Any]:
     document = found[1]
     json.dumps(document, allow_nan=False)  # JSON-safe: no NaN/inf, only plain types
     return document
+
+
+def context(config: Any, store: Store) -> CollectorContext:
+    return CollectorContext(store, redaction_patterns=tuple(config.redaction.extra_patterns))
 
 
 def latest(store: Store, name: str, gpu: int) -> tuple[float, float] | None:
@@ -499,7 +507,7 @@ def test_unknown_pid_without_resolver_shows_unknown() -> None:
     fake = FakeNvml(1)
     fake.add_process(0, 2**31 - 2, "ghost", "never shown")
     store = Store(HOST)
-    collector = GpuCollector(store, 1.0, fake, retry_s=RETRY_S)  # psutil lookup: no such process
+    collector = GpuCollector(store, 1.0, NvmlBackend(fake), retry_s=RETRY_S)  # psutil lookup: no such process
     collector.setup()
     collector.collect(T0)
     process = doc(store)["gpus"][0]["processes"][0]
@@ -511,19 +519,20 @@ def test_unknown_pid_without_resolver_shows_unknown() -> None:
 
 def test_build_returns_none_when_disabled() -> None:
     config = Config.model_validate({"gpu": {"enabled": False}})
-    assert build_gpu_collector(config, Store(HOST)) is None
+    assert build_gpu_collector(config.gpu, CollectorContext(Store(HOST))) is None
 
 
 def test_build_uses_real_pynvml_for_nvml_backend() -> None:
-    collector = build_gpu_collector(Config(), Store(HOST))
-    assert isinstance(collector, GpuCollector) and collector.nvml is pynvml
+    collector = build_gpu_collector(Config().gpu, CollectorContext(Store(HOST)))
+    assert isinstance(collector, GpuCollector) and isinstance(collector.backend, NvmlBackend)
+    assert collector.backend.nvml is pynvml
     assert (collector.name, collector.retry_s) == ("gpu", 60.0)
 
 
 def test_simulated_backend_reports_itself_and_redacts() -> None:
     config = Config.model_validate({"gpu": {"backend": "simulated", "simulated_count": 6, "nvml_retry_s": 9}})
     store = Store(HOST)
-    collector = build_gpu_collector(config, store)
+    collector = build_gpu_collector(config.gpu, context(config, store))
     assert isinstance(collector, GpuCollector)
     assert CollectorThread(collector).step() is None
     document = doc(store)
@@ -553,7 +562,7 @@ def test_simulated_scenario_passes_hostile_strings_through_unchanged() -> None:
     config = Config.model_validate({"gpu": {"backend": "simulated"}, "redaction": {
         "extra_patterns": [r"--run-secret\s+(\S+)"]}})  # fmt: skip
     store = Store(HOST)
-    collector = build_gpu_collector(config, store, scenario=scenario)
+    collector = build_gpu_collector(config.gpu, context(config, store), open_simulated(config.gpu, scenario))
     assert collector is not None
     assert CollectorThread(collector).step() is None
     gpus = doc(store)["gpus"]
@@ -569,7 +578,7 @@ def test_simulated_values_are_plausible_and_smooth() -> None:
     nvml = SimulatedNvml(4, clock=lambda: clock[0])
     store = Store(HOST)
     lookup = ProcessLookup(resolver=nvml.process_info)
-    collector = GpuCollector(store, 1.0, nvml, backend="simulated", processes=lookup, clock=lambda: clock[0])
+    collector = GpuCollector(store, 1.0, SimulatedBackend(nvml), processes=lookup, clock=lambda: clock[0])
     collector.setup()
     previous: list[dict[str, Any]] | None = None
     busy_utils: list[float] = []
@@ -617,7 +626,7 @@ def test_scenario_is_validated() -> None:
 
 def test_real_library_without_driver_is_unavailable_with_reason() -> None:
     store = Store(HOST)
-    collector = GpuCollector(store, 1.0, pynvml, retry_s=RETRY_S)
+    collector = GpuCollector(store, 1.0, NvmlBackend(), retry_s=RETRY_S)
     thread = CollectorThread(collector)
     delay = thread.step()
     collector.close()
@@ -641,7 +650,7 @@ def test_scenario_file_from_config_with_pinned_readings(tmp_path: Path) -> None:
     path.write_text(json.dumps(scenario))
     config = Config.model_validate({"gpu": {"backend": "simulated", "simulated_scenario": str(path)}})
     store = Store(HOST)
-    collector = build_gpu_collector(config, store)
+    collector = build_gpu_collector(config.gpu, context(config, store))
     assert collector is not None and CollectorThread(collector).step() is None
     hot, cool = doc(store)["gpus"]
     assert (hot["name"], hot["temperature_celsius"], hot["utilization_gpu_percent"]) == ("Hot", 91.0, 100.0)
@@ -678,7 +687,7 @@ def test_scenario_events_lose_and_recover_a_gpu() -> None:
     }
     nvml = SimulatedNvml(scenario=scenario, clock=lambda: clock[0])
     store = Store(HOST)
-    collector = GpuCollector(store, 1.0, nvml, backend="simulated", clock=lambda: clock[0])
+    collector = GpuCollector(store, 1.0, SimulatedBackend(nvml), clock=lambda: clock[0])
     statuses = []
     for elapsed in (0, 12, 25, 41, 55):
         clock[0] = T0 + elapsed

@@ -19,6 +19,7 @@ import pytest
 from collectors.base import CollectorThread
 from collectors.gpu.collector import GpuCollector
 from collectors.gpu.fields import error_code
+from collectors.gpu.nvml import NvmlBackend
 from monitor.model.samples import make_labels
 from monitor.model.store import Store
 
@@ -53,7 +54,7 @@ def device_count() -> Iterator[int]:
 
 @pytest.fixture
 def collector() -> Iterator[GpuCollector]:
-    c = GpuCollector(Store(HOST), 1.0, pynvml, backend="nvml", retry_s=5.0, pcie_per_tick=64)
+    c = GpuCollector(Store(HOST), 1.0, NvmlBackend(pynvml), retry_s=5.0, pcie_per_tick=64)
     yield c
     c.close()
 

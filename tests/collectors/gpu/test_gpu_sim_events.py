@@ -12,7 +12,8 @@ import pytest
 from collectors.base import CollectorThread
 from collectors.gpu.collector import GpuCollector
 from collectors.gpu.fields import NO_DRIVER
-from collectors.gpu.simulated import SimulatedNvml
+from collectors.gpu.sim_nvml import SimulatedNvml
+from collectors.gpu.simulated import SimulatedBackend
 from monitor.config import ConfigError, parse_config
 from monitor.model.store import Store
 
@@ -32,7 +33,7 @@ class SimLab:
             sleep=self.slept.append,
         )
         self.store = Store("testhost")
-        self.collector = GpuCollector(self.store, 1.0, self.nvml, backend="simulated", clock=lambda: self.t,
+        self.collector = GpuCollector(self.store, 1.0, SimulatedBackend(self.nvml), clock=lambda: self.t,
                                       retry_s=2.0)  # fmt: skip
         self.thread = CollectorThread(self.collector)
 
@@ -77,7 +78,7 @@ def test_hang_replays_once_per_repeat() -> None:
 
 def test_hang_really_blocks_the_collector_thread() -> None:
     nvml = SimulatedNvml(scenario={"gpus": TWO_GPUS, "events": [{"at_s": 0, "gpu": 1, "event": "hang", "for_s": 0.3}]})
-    collector = GpuCollector(Store("testhost"), 1.0, nvml, backend="simulated")
+    collector = GpuCollector(Store("testhost"), 1.0, SimulatedBackend(nvml))
     thread = CollectorThread(collector)
     assert thread.step() is None
     # The blocked call was timed by the thread itself: the reading took at least for_s.

@@ -9,6 +9,7 @@ import pytest
 from alerts_support import Lab, make_config
 
 from collectors.gpu.collector import GpuCollector
+from collectors.gpu.nvml import NvmlBackend
 from collectors.gpu.processes import ProcessLookup
 from collectors.gpu.redact import Redactor
 from collectors.gpu.xid import KEPT_PER_GPU, MAX_PER_TICK, XID_MEANINGS, xid_text
@@ -29,7 +30,7 @@ def make(count: int = 4) -> tuple[FakeNvml, Store, GpuCollector, list[float]]:
     fake.sleep = slept.append  # any wait on an event set would show here
     store = Store("testhost")
     lookup = ProcessLookup(Redactor(), resolver=fake.process_info)
-    collector = GpuCollector(store, 1.0, fake, processes=lookup, clock=lambda: T0)
+    collector = GpuCollector(store, 1.0, NvmlBackend(fake), processes=lookup, clock=lambda: T0)
     collector.setup()
     return fake, store, collector, slept
 
@@ -98,7 +99,7 @@ def test_a_gpu_without_xid_events_is_noted_once_and_others_still_report() -> Non
     fake = FakeNvml(3)
     fake.set_unsupported("nvmlDeviceRegisterEvents", index=1)
     store = Store("testhost")
-    collector = GpuCollector(store, 1.0, fake, clock=lambda: T0)
+    collector = GpuCollector(store, 1.0, NvmlBackend(fake), clock=lambda: T0)
     collector.setup()
     collector.setup()  # a re-init does not repeat the note
     fake.xid(1, 79)

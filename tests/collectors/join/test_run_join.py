@@ -24,11 +24,12 @@ from support import ROOT, wait_for
 
 from collectors.base import CollectorThread
 from collectors.gpu.collector import GpuCollector
+from collectors.gpu.nvml import NvmlBackend
 from collectors.gpu.processes import ProcessLookup
 from collectors.join.collector import NO_RUN, UNKNOWN_RUN, RunJoinCollector
 from collectors.join.run_index import JoinProcess, argument_paths
-from collectors.registry import build_collectors
 from collectors.runs import RunsCollector
+from monitor.app import build_collectors
 from monitor.config import ConfigError, JoinConfig, RunsConfig, parse_config
 from monitor.model.run_registry import run_id_for
 from monitor.model.store import Store
@@ -73,7 +74,7 @@ class World:
         self.elsewhere.mkdir()
         self.store = Store("test-host")
         self.nvml = FakeNvml(count=2)
-        self.gpu = GpuCollector(self.store, 1.0, self.nvml, processes=ProcessLookup())
+        self.gpu = GpuCollector(self.store, 1.0, NvmlBackend(self.nvml), processes=ProcessLookup())
         self.gpu.setup()
         self.join = RunJoinCollector(self.store, JoinConfig(interval_s=0.1))
         self.children: list[Child] = []

@@ -89,7 +89,7 @@ of "step value" lines (files in a subdirectory), and `params.txt` hyperparameter
 import os
 
 from collectors.runs.format_spec import FileKind, Listing, Match, RunFormat
-from collectors.runs.formats import LineReader, Parsed
+from collectors.runs.parsed import LineReader, Parsed
 from collectors.runs.sources import LineSource, SourceSettings
 
 
