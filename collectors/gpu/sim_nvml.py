@@ -150,6 +150,7 @@ class SimulatedNvml:
         return cached[1]
 
     def _processes(self, gpu: SimGpu, t: float) -> list[SimProcess]:
+        drop_exited(gpu)
         load = load_at(gpu, t)
         total = sum(p.gpu_memory_bytes or 0 for p in gpu.processes) or 1
         for p in gpu.processes:  # SM share in proportion to memory: the big job does the work

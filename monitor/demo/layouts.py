@@ -108,7 +108,7 @@ class HfTrainerRun(RunWriter):
     `checkpoint-N/trainer_state.json` every `save_every` steps (the last two kept)."""
 
     layout = "hf_trainer"
-    save_every = 20
+    save_every = 10
 
     def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
