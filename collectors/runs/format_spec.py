@@ -3,7 +3,7 @@
 A module in collectors/runs/formats/ that exports `FORMAT` (a `RunFormat`) or `FORMATS` (several) is
 a run format; `load_formats()` finds every one (pkgutil over the package) and orders them by
 precedence. Discovery, the sources and the collector only ever go through these specs: none of them
-tests a format's name. The recipe: docs/recipes/run_format.md.
+tests a format's name. The recipe: docs/ARCHITECTURE.md, "Recipe: a new run format".
 
 How a directory becomes a run (collectors/runs/discovery.py): discovery lists it (`Listing`), and
 - a directory some format says is `part_of_run` (HF's checkpoint-N) is never a run itself;
