@@ -12,6 +12,7 @@ from nicegui import app, ui
 from monitor.app import Monitor
 from monitor.config import Config
 from monitor.demo.trainer import start_demo_trainer, stop_demo_trainer
+from monitor.pages import register_pages
 from monitor.service.systemd import install_service_hooks
 from monitor.wall import register_wall
 from monitor.web.alerts_api import register_alerts_api
@@ -47,6 +48,7 @@ def serve(config: Config, demo_runs: Path | None = None) -> None:
     if demo_runs is not None:
         run_demo_trainer(demo_runs)
     register_wall(monitor)
+    register_pages(monitor)  # /run/{id}, /runs: the read-only drill-down pages
     app.on_startup(monitor.start)
     # A lambda: NiceGUI passes the app to a one-parameter handler, which stop() would take as its timeout.
     # 2 s for the collectors after at most 2 s of graceful HTTP shutdown keeps SIGTERM under 5 s.
