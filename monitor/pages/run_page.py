@@ -101,13 +101,14 @@ class RunPage:
                             ui.link("remove", run_data.compare_href(self.run_id, rest)).classes("rp-remove")
             if self.unknown:
                 ui.label("not known, left out: " + ", ".join(self.unknown)).classes("lw-note rp-unknown")
-            offered = [s for s in run_data.siblings(self.registry, detail) if s["id"] not in self.compare]
+            near = run_data.siblings(self.registry, detail)
+            offered = [s for s in near if s["id"] not in self.compare]
             if offered and len(self.compare) < run_data.MAX_COMPARE:
                 ui.label("Runs in the same directory:").classes("lw-note")
                 with ui.element("div").classes("rp-links"):
                     for s in offered:
                         ui.link(f"+ {s['name']}", run_data.compare_href(self.run_id, [*self.compare, s["id"]]))
-            elif not offered:
+            elif not near:
                 ui.label("No other run in this run's directory.").classes("lw-note")
 
     def _build_controls(self) -> None:
