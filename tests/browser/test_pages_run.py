@@ -168,7 +168,7 @@ FIT_JS = """() => {
     const b = c.querySelector('.r-badge').getBoundingClientRect();
     return n.right > b.left + 0.5 && n.bottom > b.top && b.bottom > n.top; }).length;
   const small = [...document.querySelectorAll('.r-name, .r-step, .rp-name, .rl-name, .lw-title, .rp-chart-t, .title')]
-    .filter(e => e.offsetParent !== null && parseFloat(getComputedStyle(e).fontSize) < 10).map(e => e.className);
+    .filter(e => e.offsetParent !== null && parseFloat(getComputedStyle(e).fontSize) < 9).map(e => e.className);
   return {scrollW: document.documentElement.scrollWidth, vw: innerWidth, overlaps, small};
 }"""
 
