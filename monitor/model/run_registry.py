@@ -18,19 +18,21 @@ import re
 import threading
 import time as _time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol
 
 import numpy as np
 
+from monitor.model.run_params import MAX_TEXT_CHARS, flatten_params, shorten
 from monitor.model.run_points import MetricRead, MetricSeries
 
 RunStatus = Literal["running", "stalled", "finished", "crashed", "deleted"]
 Level = Literal["info", "warning", "error"]
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 MAX_TEXT_FIELDS = 100
-MAX_TEXT_CHARS = 200
+MAX_HISTORY = 50  # status transitions kept per run: the first one ("started") and the latest ones
+MAX_FILES = 100
 STATUS_LEVEL: dict[str, Level] = {
     "running": "info", "finished": "info", "stalled": "warning", "crashed": "error", "deleted": "info",
 }
@@ -80,7 +82,21 @@ class RunRecord:
     deleted_at: float | None = None
     writer_pids: list[int] = field(default_factory=list)
     gpus: list[dict[str, Any]] = field(default_factory=list)  # [{gpu, uuid, pid}], set by the run join
+    params: dict[str, str] = field(default_factory=dict)  # hyperparameters, flattened, values as text
+    history: list[dict[str, Any]] = field(default_factory=list)  # [{time, status, reason}], oldest first
+    files: list[str] = field(default_factory=list)  # the files the run is read from
     seq: int = 0
+
+    def note_status(self, time: float, status: str, reason: str | None) -> None:
+        self.history.append({"time": time, "status": status, "reason": reason})
+        if len(self.history) > MAX_HISTORY:
+            del self.history[1]  # keep when it started
+
+    def detail(self, main_metric: str | None) -> dict[str, Any]:
+        """The summary plus what only a run's own page shows: parameters, status history, files."""
+        return {**self.summary(main_metric), "root": self.root, "params": dict(self.params),
+                "history": [dict(h) for h in self.history], "files": list(self.files),
+                "dropped_metrics": self.dropped_metrics}
 
     def summary(self, main_metric: str | None) -> dict[str, Any]:
         return {
@@ -168,6 +184,7 @@ class RunRegistry:
             if run is None:
                 started = _time.time() if now is None else now
                 run = self._runs[run_id] = RunRecord(run_id, name, path, root, fmt, started)
+                run.note_status(started, "started", None)
                 self._touch(run)
                 if announce:
                     self._event("info", f"run started: {name} ({fmt})")
@@ -249,6 +266,26 @@ class RunRegistry:
             if changed:
                 self._touch(run)
 
+    def set_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        """Replace a run's hyperparameters: nested mappings are flattened (`optim.lr`), values kept as
+        text (JSON for lists), keys and values shortened to MAX_TEXT_CHARS, at most MAX_PARAMS kept."""
+        flat = flatten_params(params)
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None or run.params == flat:
+                return
+            run.params = flat
+            self._touch(run)
+
+    def set_files(self, run_id: str, files: Sequence[str]) -> None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            kept = [shorten(str(f), 4 * MAX_TEXT_CHARS) for f in list(files)[:MAX_FILES]]
+            if run is None or run.files == kept:
+                return
+            run.files = kept
+            self._touch(run)
+
     def note_bad_lines(self, run_id: str, count: int, file: str, line: int, reason: str) -> None:
         """Count `count` malformed lines; the first one ever seen on the run is kept and logged."""
         if count <= 0:
@@ -271,6 +308,8 @@ class RunRegistry:
                 return False
             previous = run.status
             run.status, run.status_reason = status, reason
+            shown = "resumed" if status == "running" and previous in ("stalled", "crashed") else status
+            run.note_status(_time.time(), shown, reason)
             if status == "deleted":
                 run.deleted_at = run.deleted_at or _time.time()
             else:
@@ -333,6 +372,11 @@ class RunRegistry:
             run = self._runs.get(run_id)
             return run.summary(self.main_metric(run)) if run else None
 
+    def detail(self, run_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            return run.detail(self.main_metric(run)) if run else None
+
     def summaries(self) -> list[dict[str, Any]]:
         """Every run, most recently updated first."""
         with self._lock:
@@ -362,6 +406,17 @@ class RunRegistry:
             series = run.metrics.get(metric) if run else None
             return series.read_after(cursor) if series else None
 
+    def read_metric_arrays(self, run_id: str, metric: str) -> tuple[np.ndarray, np.ndarray, int] | None:
+        """(steps, values, cursor) of every point of one metric as numpy copies: what a page draws
+        first (downsampled), then continues with read_metric_after(cursor)."""
+        with self._lock:
+            run = self._runs.get(run_id)
+            series = run.metrics.get(metric) if run else None
+            if series is None:
+                return None
+            steps, _times, values = series.arrays()
+            return steps, values, series.cursor
+
     def changed_after(self, cursor: int) -> RunChanges:
         with self._lock:
             runs = {
@@ -382,3 +437,4 @@ class RunRegistry:
                 "bytes": sum(s.nbytes for s in series),
                 "cursor": self._seq,
             }
+

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 from typing import Any
+from urllib.parse import quote
 
 from nicegui import ui
 
@@ -223,10 +224,18 @@ def build_notice(view: CellView) -> None:
         view.label("gpu.n.hint", "nogpu-x")
 
 
-def build_tile(view: CellView, p: int, chart_slot: Any) -> None:
-    """One GPU tile; `chart_slot(p)` creates the history chart inside the tile."""
+def gpu_href(host: str, index: int) -> str:
+    return f"/gpu/{quote(host, safe='')}/{index}"
+
+
+def build_tile(view: CellView, p: int, chart_slot: Any, href: str | None = None) -> None:
+    """One GPU tile; `chart_slot(p)` creates the history chart inside the tile; with `href` the tile
+    is a plain link (to the GPU's page)."""
     k = f"g{p}."
-    with view.bind(k + "tile", ui.element("div").classes("tile")):
+    tile = ui.element("a" if href else "div").classes("tile")
+    if href:
+        tile.props["href"] = href
+    with view.bind(k + "tile", tile):
         with ui.element("div").classes("t-head"):
             view.label(k + "idx", "t-idx")
             view.label(k + "name", "t-name")

@@ -98,7 +98,8 @@ class WallPage:
         with ui.element("div").classes(f"gpus {density}").style(f"--cols: {cols}; --rows: {rows}"):
             if mode == "tiles":
                 for p in range(count):
-                    gpu_tiles.build_tile(self.view, p, lambda p=p: self._chart(frame, f"g{p}", "gpu"))
+                    gpu_tiles.build_tile(self.view, p, lambda p=p: self._chart(frame, f"g{p}", "gpu"),
+                                         href=gpu_tiles.gpu_href(self.config.host_label, p))
             else:
                 gpu_tiles.build_notice(self.view)
 
@@ -192,6 +193,9 @@ class WallPage:
                                          [0, 1], runs_panel.MAX_POINTS)
 
     def _run_chart(self, i: int, run_id: str, gen: int) -> None:
+        card = self.view.elements.get(f"r{i}")
+        if card is not None:  # this server's runs have a page; another host's have none here
+            runs_panel.set_card_link(card, run_id if run_id and self.feed.store.runs.get(run_id) else None)
         slot = self.run_slots[i]
         slot.clear()
         self.run_plots.pop(i, None)

@@ -32,7 +32,7 @@ def build_runs(config: Config, view: CellView | None = None) -> list[ui.element]
     slots: list[ui.element] = []
     with ui.element("div").classes("panel runs"):
         with ui.element("div").classes("p-head"):
-            ui.label("Training runs").classes("p-title")
+            ui.link("Training runs", "/runs").classes("p-title")  # a laptop's click; a kiosk never clicks
             view.label("runs.count", "p-sub", Cell("0 active"))
         with view.bind("runs.empty", ui.element("div").classes("runs-empty")):
             ui.label("No training runs yet").classes("re-t")
@@ -242,9 +242,10 @@ def run_figure(points: RunPoints | None) -> dict[str, Any]:
 
 
 def build_card(view: CellView, i: int) -> ui.element:
-    """One card slot (hidden while empty); returns the element that holds its chart."""
+    """One card slot (hidden while empty); returns the element that holds its chart. The card is a
+    link to its run's page (`set_card_link`)."""
     k = f"r{i}"
-    with view.bind(k, ui.element("div").classes("run")):
+    with view.bind(k, ui.element("a").classes("run")):
         with ui.element("div").classes("r-head"):
             view.label(k + ".name", "r-name")
             view.label(k + ".status", "r-badge")
@@ -257,3 +258,14 @@ def build_card(view: CellView, i: int) -> ui.element:
             view.label(k + ".gpus", "r-gpus")
         slot = ui.element("div").classes("r-plot")
     return slot
+
+
+def set_card_link(card: ui.element, run_id: str | None) -> None:
+    """Point a card at its run's page (a plain href: the wall registers no listener)."""
+    href = f"/run/{run_id}" if run_id else None
+    if card.props.get("href") != href:
+        if href is None:
+            card.props.pop("href", None)
+        else:
+            card.props["href"] = href
+        card.update()

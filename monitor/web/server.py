@@ -11,6 +11,7 @@ from nicegui import app, ui
 from monitor.app import Monitor
 from monitor.config import Config
 from monitor.demo.lab import DemoLab
+from monitor.pages import register_pages
 from monitor.service.systemd import install_service_hooks
 from monitor.wall import register_wall
 from monitor.web.access import AccessRules, install_access_rules
@@ -41,6 +42,7 @@ def serve(config: Config, demo_lab: DemoLab | None = None) -> None:
     if demo_lab is not None:
         app.on_shutdown(lambda: stop_demo_lab(demo_lab))
     register_wall(monitor)
+    register_pages(monitor)  # /run/{id}, /runs: the read-only drill-down pages
     app.on_startup(monitor.start)
     # A lambda: NiceGUI passes the app to a one-parameter handler, which stop() would take as its timeout.
     # 2 s for the collectors after at most 2 s of graceful HTTP shutdown keeps SIGTERM under 5 s.
