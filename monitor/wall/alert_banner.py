@@ -12,6 +12,7 @@ from typing import Any
 
 from nicegui import ui
 
+from monitor.model.numbers import finite
 from monitor.model.store import Store
 from monitor.wall import format as fmt
 from monitor.wall.cells import Cell, CellView
@@ -53,7 +54,7 @@ def alert_cells(store: Store, now: float) -> dict[str, Cell]:
         return cells
     first, others = active[0], active[1:]
     critical = first.get("severity") == "critical"
-    raised = fmt.number(first.get("raised_at"))
+    raised = finite(first.get("raised_at"))
     title = _title(first)
     subject = fmt.text(first.get("subject"), "")
     cells.update({

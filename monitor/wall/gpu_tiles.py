@@ -10,6 +10,7 @@ from typing import Any
 from nicegui import ui
 
 from monitor.config import Config
+from monitor.model.numbers import finite
 from monitor.wall import format as fmt
 from monitor.wall.cells import Cell, CellView
 from monitor.wall.theme import level_at_or_above, temperature_level
@@ -97,11 +98,11 @@ def tile_cells(p: int, gpu: dict[str, Any], config: Config, joins: dict[Any, str
     t = config.thresholds
     k = f"g{p}."
     lost = gpu.get("status") == "lost"
-    util = fmt.number(gpu.get("utilization_gpu_percent"))
-    used, total = fmt.number(gpu.get("memory_used_bytes")), fmt.number(gpu.get("memory_total_bytes"))
+    util = finite(gpu.get("utilization_gpu_percent"))
+    used, total = finite(gpu.get("memory_used_bytes")), finite(gpu.get("memory_total_bytes"))
     mem_ratio = fmt.ratio(used, total)
-    temp = fmt.number(gpu.get("temperature_celsius"))
-    draw, limit = fmt.number(gpu.get("power_draw_watts")), fmt.number(gpu.get("power_limit_watts"))
+    temp = finite(gpu.get("temperature_celsius"))
+    draw, limit = finite(gpu.get("power_draw_watts")), finite(gpu.get("power_limit_watts"))
     power_ratio = fmt.ratio(draw, limit)
 
     if lost:
@@ -117,18 +118,18 @@ def tile_cells(p: int, gpu: dict[str, Any], config: Config, joins: dict[Any, str
     pstate = gpu.get("pstate")
     if pstate is not None:
         extra.append(f"P{pstate}" if isinstance(pstate, int) else fmt.text(pstate))
-    fan = fmt.number(gpu.get("fan_percent"))
+    fan = finite(gpu.get("fan_percent"))
     if fan is not None:
         extra.append(f"fan {fan:.0f} %")
     throttle, extra_level = _throttle(gpu.get("throttle_reasons"))
     if throttle:
         extra.append(throttle)
-    ecc = fmt.number(gpu.get("ecc_errors_uncorrected"))
+    ecc = finite(gpu.get("ecc_errors_uncorrected"))
     if ecc:
         extra.append(f"ECC errors {ecc:.0f}")
         extra_level = "crit"
     xids = [x for x in gpu.get("xid_errors") or [] if isinstance(x, dict)]
-    xid_time = fmt.number(xids[-1].get("time")) if xids else None
+    xid_time = finite(xids[-1].get("time")) if xids else None
     if xid_time is not None and time.time() - xid_time < XID_SHOWN_S:
         extra.append(f"XID {fmt.text(xids[-1].get('code'), '?')} at {fmt.clock(xid_time)}")
         extra_level = "crit"
@@ -157,13 +158,13 @@ def tile_cells(p: int, gpu: dict[str, Any], config: Config, joins: dict[Any, str
 def process_cells(k: str, processes: Any, joins: dict[Any, str] | None = None) -> dict[str, Cell]:
     """`joins`: pid → what the run join says of it ("· run · step N · metric v", "· unknown run")."""
     procs = [q for q in processes if isinstance(q, dict)] if isinstance(processes, list) else []
-    procs.sort(key=lambda q: fmt.number(q.get("gpu_memory_bytes")) or 0.0, reverse=True)
+    procs.sort(key=lambda q: finite(q.get("gpu_memory_bytes")) or 0.0, reverse=True)
     cells: dict[str, Cell] = {}
     for j in range(MAX_PROCESS_ROWS):
         row = f"{k}p{j}"
         if j < len(procs):
             q = procs[j]
-            memory = fmt.number(q.get("gpu_memory_bytes"))
+            memory = finite(q.get("gpu_memory_bytes"))
             cells[row] = Cell(level="")
             cells[row + ".u"] = Cell(fmt.text(q.get("user"), "unknown"))
             joined = (joins or {}).get(q.get("pid"))
@@ -193,11 +194,11 @@ def join_texts(join_doc: dict[str, Any], summaries: list[dict[str, Any]],
         run = runs.get(entry.get("run_id")) if entry.get("run_id") else None
         if run is not None or entry.get("run_name"):
             parts = [fmt.text((run or {}).get("name") or entry.get("run_name"), "run")]
-            step = fmt.number((run or {}).get("step"))
+            step = finite((run or {}).get("step"))
             if step is not None:
                 parts.append(f"step {step:.0f}")
             metric = (run or {}).get("main_metric")
-            value = fmt.number((latest or {}).get(entry.get("run_id"))) if metric else None
+            value = finite((latest or {}).get(entry.get("run_id"))) if metric else None
             if metric and value is not None:
                 parts.append(f"{fmt.text(metric)} {value:.4g}")
             texts[pid] = "· " + " · ".join(parts)

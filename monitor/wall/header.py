@@ -7,6 +7,7 @@ from typing import Any
 from nicegui import ui
 
 from monitor.config import Config
+from monitor.model.numbers import finite
 from monitor.wall import format as fmt
 from monitor.wall.cells import Cell, CellView
 
@@ -46,10 +47,10 @@ def header_cells(now: float, config: Config, gpu_doc: dict[str, Any] | None) -> 
         "hdr.sim": Cell("SIMULATED DATA", level="" if (gpu_doc or {}).get("simulated") else "off"),
     }
     ok = [g for g in gpus if g.get("status", "ok") == "ok"]
-    utils = [u for g in ok if (u := fmt.number(g.get("utilization_gpu_percent"))) is not None]
-    powers = [p for g in ok if (p := fmt.number(g.get("power_draw_watts"))) is not None]
-    used = [u for g in ok if (u := fmt.number(g.get("memory_used_bytes"))) is not None]
-    total = [t for g in ok if (t := fmt.number(g.get("memory_total_bytes"))) is not None]
+    utils = [u for g in ok if (u := finite(g.get("utilization_gpu_percent"))) is not None]
+    powers = [p for g in ok if (p := finite(g.get("power_draw_watts"))) is not None]
+    used = [u for g in ok if (u := finite(g.get("memory_used_bytes"))) is not None]
+    total = [t for g in ok if (t := finite(g.get("memory_total_bytes"))) is not None]
     busy = sum(1 for u in utils if u >= BUSY_UTIL_PERCENT)
     show = "" if gpus else "off"
     cells["hdr.busy"] = Cell(f"{busy} / {len(gpus)}" if gpus else fmt.NA, level=show)

@@ -9,6 +9,7 @@ from typing import Any
 from nicegui import ui
 
 from monitor.config import Config
+from monitor.model.numbers import finite
 from monitor.wall import format as fmt
 from monitor.wall.cells import Cell, CellView, HeatStrip
 from monitor.wall.theme import level_at_or_above
@@ -25,14 +26,14 @@ def core_count(system_doc: dict[str, Any] | None) -> int:
 
 def host_cells(system_doc: dict[str, Any] | None, config: Config) -> dict[str, Cell]:
     doc = system_doc or {}
-    cpu = fmt.number(doc.get("cpu_percent"))
+    cpu = finite(doc.get("cpu_percent"))
     cores = doc.get("cpu_per_core_percent") if isinstance(doc.get("cpu_per_core_percent"), list) else []
     load = doc.get("load_average") if isinstance(doc.get("load_average"), list) else []
-    used, total = fmt.number(doc.get("memory_used_bytes")), fmt.number(doc.get("memory_total_bytes"))
-    swap_used, swap_total = fmt.number(doc.get("swap_used_bytes")), fmt.number(doc.get("swap_total_bytes"))
-    count = fmt.number(doc.get("cpu_count")) or len(cores) or None
-    temp = fmt.number(doc.get("cpu_temperature_celsius"))
-    uptime = fmt.number(doc.get("uptime_s"))
+    used, total = finite(doc.get("memory_used_bytes")), finite(doc.get("memory_total_bytes"))
+    swap_used, swap_total = finite(doc.get("swap_used_bytes")), finite(doc.get("swap_total_bytes"))
+    count = finite(doc.get("cpu_count")) or len(cores) or None
+    temp = finite(doc.get("cpu_temperature_celsius"))
+    uptime = finite(doc.get("uptime_s"))
 
     up = ("host monitoring is off" if not config.host.enabled
           else f"up {fmt.duration(uptime, coarse=True)}" if uptime is not None else "waiting for data")
@@ -43,10 +44,10 @@ def host_cells(system_doc: dict[str, Any] | None, config: Config) -> dict[str, C
     cells = {
         "h.up": Cell(up),
         "h.cpu": Cell(fmt.percent(cpu), fmt.fill(cpu), level_at_or_above(cpu, 85, 97)),
-        "h.load": Cell("load " + " · ".join(f"{v:.2f}" if (v := fmt.number(x)) is not None else fmt.NA
+        "h.load": Cell("load " + " · ".join(f"{v:.2f}" if (v := finite(x)) is not None else fmt.NA
                                             for x in load[:3]) if load else "load n/a"),
         "h.cores": Cell(" · ".join(info)),
-        "h.heat": Cell(data=tuple(round(v) if (v := fmt.number(x)) is not None else -1 for x in cores)),
+        "h.heat": Cell(data=tuple(round(v) if (v := finite(x)) is not None else -1 for x in cores)),
         "h.mem": Cell(fmt.gib(used), fmt.fill(100 * mem_ratio if mem_ratio is not None else None),
                       level_at_or_above(mem_ratio, 0.85, 0.95)),
         "h.memx": Cell(f"{100 * mem_ratio:.0f} %" if mem_ratio is not None else ""),
@@ -67,7 +68,7 @@ def host_cells(system_doc: dict[str, Any] | None, config: Config) -> dict[str, C
         d = disks[j]
         cells[k] = Cell(level="")
         cells[k + ".p"] = Cell(fmt.text(d.get("path")))
-        ratio = fmt.number(d.get("used_ratio"))
+        ratio = finite(d.get("used_ratio"))
         if d.get("error") or ratio is None:
             cells[k + ".v"] = Cell(fmt.text(d.get("error"), "n/a"), 0, "warn")
         else:

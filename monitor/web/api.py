@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
 from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
 
+from monitor.model.numbers import finite
 from monitor.model.run_gpus import gpus_with_runs, join_document
 from monitor.model.store import Store
 from monitor.web.http_guard import MAX_CURSOR
@@ -17,7 +17,7 @@ from monitor.web.http_guard import MAX_CURSOR
 def json_safe(value: Any) -> Any:
     """Replace NaN and infinities (which JSON cannot carry) with null, recursively."""
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return finite(value)
     if isinstance(value, dict):
         return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

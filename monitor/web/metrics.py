@@ -7,8 +7,6 @@ A value that is unknown (None, NaN, unsupported) leaves its series out; it is ne
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Iterator
 from importlib import metadata
 from typing import Any
@@ -21,6 +19,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
 from monitor.model import metric_names as m
+from monitor.model.numbers import finite
 from monitor.model.run_gpus import gpus_with_runs, join_document
 from monitor.model.store import Store
 
@@ -32,14 +31,6 @@ def labwall_version() -> str:
         return "unknown"
 
 
-def _number(value: Any, scale: float = 1.0) -> float | None:
-    """A finite float, or None for anything that is not one (None, bool, text, NaN, infinity)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return None
-    number = float(value) * scale
-    return number if math.isfinite(number) else None
-
-
 class Families:
     """The metric families of one scrape, created on first use, every series labelled with the host."""
 
@@ -48,7 +39,7 @@ class Families:
         self._families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
 
     def add(self, metric: m.MetricName, value: Any, *labels: Any, scale: float = 1.0) -> None:
-        number = _number(value, scale)
+        number = finite(value, scale)
         if number is None:
             return
         family = self._families.get(metric.name)
