@@ -85,13 +85,17 @@ def mhz(value: Any) -> str:
     return NA if v is None else f"{v:.0f} MHz"
 
 
-def duration(seconds: Any, coarse: bool = False) -> str:
-    """Uptime-style: "12 d 4 h", "3 h 12 min", "4 min 5 s" ("4 min" when coarse), "12 s"."""
+def duration(seconds: Any, coarse: bool = False, tenths: bool = False) -> str:
+    """The wall's one way to write a span of time (uptime, data age, alert age, ETA), two units at most:
+    "12 d 4 h", "3 h 12 min", "4 min 5 s" ("4 min" when coarse), "12 s"; under 10 s with tenths "0.4 s".
+    n/a for unknown or negative spans."""
     s = finite(seconds)
     if s is None or s < 0:
         return NA
-    s = int(s)
-    days, rest = divmod(s, 86400)
+    if tenths and s < 10:
+        return f"{s:.1f} s"
+    whole = int(s)
+    days, rest = divmod(whole, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     if days:
@@ -104,10 +108,13 @@ def duration(seconds: Any, coarse: bool = False) -> str:
 
 
 def age(seconds: float) -> str:
-    """How old the newest data is: "0.4 s", "12 s", "3 min"."""
-    if seconds < 10:
-        return f"{max(0.0, seconds):.1f} s"
-    return duration(seconds)
+    """How old the newest data is: "0.4 s", "12 s", "3 min 5 s" (a clock stepped back reads 0.0 s)."""
+    return duration(max(0.0, seconds), tenths=True)
+
+
+def ago(seconds: float) -> str:
+    """How long ago something was raised: "12 s ago", "3 min ago", "1 h 5 min ago"."""
+    return duration(max(0.0, seconds), coarse=True) + " ago"
 
 
 def clock(t: float) -> str:

@@ -168,19 +168,6 @@ class RunFeed:
         return trace.gen if trace else 0
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None or seconds < 0:
-        return ""
-    s = int(seconds)
-    if s >= 86400:
-        return f"{s // 86400}d {s % 86400 // 3600}h"
-    if s >= 3600:
-        return f"{s // 3600}h {s % 3600 // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m {s % 60:02d}s"
-    return f"{s}s"
-
-
 def metric_value(v: Any) -> str:
     n = finite(v)
     return fmt.NA if n is None else f"{n:.4g}"
@@ -210,7 +197,8 @@ def run_cells(runs: list[dict[str, Any]], traces: dict[str, RunTrace], now: floa
             step_text += f" / {total:.0f}"
         cells[k + ".step"] = Cell(step_text)
         rate = finite(s.get("rate_steps_per_s"))
-        eta = _duration(finite(s.get("eta_s"))) if status in ACTIVE else ""
+        eta_s = finite(s.get("eta_s"))
+        eta = fmt.duration(eta_s) if status in ACTIVE and eta_s is not None and eta_s >= 0 else ""
         extra = [f"{rate:.3g} steps/s" if rate is not None else ""]
         if eta:
             extra.append(f"ETA {eta}")
