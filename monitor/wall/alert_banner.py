@@ -12,6 +12,7 @@ from typing import Any
 
 from nicegui import ui
 
+from monitor.model.documents import Source, latest
 from monitor.model.numbers import finite
 from monitor.model.store import Store
 from monitor.wall import format as fmt
@@ -19,8 +20,7 @@ from monitor.wall.cells import Cell, CellView
 
 
 def active_alerts(store: Store) -> list[dict[str, Any]]:
-    state = store.state("alerts")
-    doc = state[1] if state and isinstance(state[1], dict) else {}
+    doc = latest(store, Source.ALERTS)
     return [a for a in doc.get("active") or [] if isinstance(a, dict)]
 
 

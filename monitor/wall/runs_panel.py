@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 from nicegui import ui
 
 from monitor.config import Config
+from monitor.model.documents import GpuField, JoinField
 from monitor.model.numbers import finite
 from monitor.model.run_gpus import runs_with_gpu_readings
 from monitor.model.store import Store
@@ -209,9 +210,9 @@ def run_cells(runs: list[dict[str, Any]], traces: dict[str, RunTrace], now: floa
         cells[k + ".metric"] = Cell(f"{fmt.text(metric)} {metric_value(latest)}" if metric else "no metric yet")
         gpus = []
         for g in s.get("gpus") or []:
-            util = finite(g.get("utilization_gpu_percent"))
-            gpus.append(f"GPU {fmt.text(g.get('gpu'), '?')}: {util:.0f}%" if util is not None
-                        else f"GPU {fmt.text(g.get('gpu'), '?')}")
+            util = finite(g.get(GpuField.UTILIZATION_GPU_PERCENT))
+            gpus.append(f"GPU {fmt.text(g.get(JoinField.GPU), '?')}: {util:.0f}%" if util is not None
+                        else f"GPU {fmt.text(g.get(JoinField.GPU), '?')}")
         cells[k + ".gpus"] = Cell(" · ".join(gpus[:4]) + (f" +{len(gpus) - 4}" if len(gpus) > 4 else ""),
                                   level="" if gpus else "off")
         bad = int(finite(s.get("bad_lines")) or 0)  # broken lines are counted and shown, never dropped silently
