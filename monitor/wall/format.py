@@ -61,11 +61,6 @@ def celsius(value: Any) -> str:
     return NA if v is None else f"{v:.0f} °C"
 
 
-def watts(value: Any) -> str:
-    v = finite(value)
-    return NA if v is None else f"{v:.0f}"
-
-
 def power(draw: Any, limit: Any) -> str:
     d, lim = finite(draw), finite(limit)
     if d is None:
@@ -78,11 +73,6 @@ def total_power(value: Any) -> str:
     if v is None:
         return NA
     return f"{v / 1000:.2f} kW" if v >= 1000 else f"{v:.0f} W"
-
-
-def mhz(value: Any) -> str:
-    v = finite(value)
-    return NA if v is None else f"{v:.0f} MHz"
 
 
 def duration(seconds: Any, coarse: bool = False, tenths: bool = False) -> str:
