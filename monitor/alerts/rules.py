@@ -24,6 +24,7 @@ from monitor.model.documents import (
     DiskField,
     GpuDocumentField,
     GpuField,
+    HostField,
     ProcessField,
     Source,
     XidField,
@@ -304,7 +305,7 @@ class AlertRules:
         if doc is None:
             return RuleResult(known=False)
         result = RuleResult()
-        for disk in doc.get("disks") or []:
+        for disk in doc.get(HostField.DISKS) or []:
             path, ratio = str(disk.get(DiskField.PATH)), disk.get(DiskField.USED_RATIO)
             if ratio is None:  # {"path", "error"}: cannot be read now; the alert keeps its state
                 result.unknown.add(path)
