@@ -52,6 +52,32 @@ class Frame:
     run_points: dict[str, RunPoints] = field(default_factory=dict)  # new points per run id
 
 
+@dataclass(slots=True)
+class TickStats:
+    """How punctual the pages' ticks are (for benchmarks and diagnostics): the longest gap between
+    two ticks of one page, and how many gaps were longer than twice the flush interval."""
+
+    ticks: int = 0
+    late: int = 0
+    max_gap_s: float = 0.0
+    max_delay_s: float = 0.0  # how long after its aimed instant a tick started
+
+    def note(self, gap_s: float | None, delay_s: float, interval_s: float) -> None:
+        self.ticks += 1
+        self.max_delay_s = max(self.max_delay_s, delay_s)
+        if gap_s is not None:
+            self.max_gap_s = max(self.max_gap_s, gap_s)
+            self.late += gap_s > 2 * interval_s
+
+    def take(self) -> dict[str, float]:
+        """The figures so far, then start counting afresh."""
+        figures = {"ticks": self.ticks, "late": self.late, "max_gap_s": self.max_gap_s,
+                   "max_delay_s": self.max_delay_s}
+        self.ticks = self.late = 0
+        self.max_gap_s = self.max_delay_s = 0.0
+        return figures
+
+
 class WallFeed:
     """Process-wide; owned by the wall registration, read by every page on the event loop thread."""
 
@@ -65,6 +91,7 @@ class WallFeed:
                                               config.history.day_tier, self.started_at - config.history.window_s)
         self.frames: deque[Frame] = deque(maxlen=FRAMES_KEPT)
         self.frames_made = 0
+        self.tick_stats = TickStats()
         self.runs = RunFeed(store)
         self.multi = config.prometheus.url is not None  # the multi-host overview (prometheus source)
         self._hosts_cache: tuple[Any, dict[str, Cell]] = (None, {})

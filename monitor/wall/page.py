@@ -49,6 +49,8 @@ class WallPage:
         self.event_cursor = 0
         self.layout: tuple = ()
         self.interval = config.wall.flush_interval_s
+        self.last_tick = 0.0
+        self.due = 0.0  # the instant this page's next tick is aimed at
         self.probe: asyncio.Task | None = None
         self.charts_ready = False
         self.build(feed.latest())
@@ -112,12 +114,17 @@ class WallPage:
         started = time.time()
         client = self.root.client
         if not client.has_socket_connection:
+            self.last_tick = 0.0
             return  # nothing queues up while the browser is away; it catches up when it is back
         if not self.charts_ready:
+            self.last_tick = 0.0
             if self.probe is None or self.probe.done():
                 self.probe = background_tasks.create(self._wait_for_charts(), name="labwall charts ready")
             return
         frame = self.feed.latest()
+        self.feed.tick_stats.note(started - self.last_tick if self.last_tick else None,
+                                  max(0.0, started - self.due) if self.due else 0.0, self.interval)
+        self.last_tick = started
         if frame.number != self.frame_number:
             if frame.layout != self.layout:
                 self.build(frame)
@@ -201,6 +208,7 @@ class WallPage:
             target += self.interval
         # ui.timer sleeps `interval - (time the callback took)`; add that time back
         self.timer.interval = (target - now) + (now - started)
+        self.due = target
 
 
 def register_page(feed: WallFeed, config: Config) -> None:
