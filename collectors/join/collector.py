@@ -36,7 +36,7 @@ from collectors.base import Collector
 from collectors.join.config import JoinConfig
 from collectors.join.run_index import JoinProcess, RunIndex, argument_paths, norm
 from collectors.runs.writers import PROC
-from monitor.model.run_gpus import STATE_SOURCE
+from monitor.model.documents import GpuField, JoinField, ProcessField, Source, gpu_readings
 from monitor.model.store import Store
 
 UNKNOWN_RUN = "unknown run"  # its /proc could not be read (another user's process, or it vanished)
@@ -125,35 +125,34 @@ class RunJoinCollector(Collector):
             run_id, via, reason = self._match(f, now)
             run = self.index.runs.get(run_id) if run_id else None
             user = (f.user if f else None) or doc_users.get(pid)
-            by_pid[pid] = {"run_id": run_id, "run_name": run.name if run else None, "via": via, "user": user,
-                           "reason": reason}
+            by_pid[pid] = {JoinField.RUN_ID: run_id, JoinField.RUN_NAME: run.name if run else None, JoinField.VIA: via,
+                           JoinField.USER: user, JoinField.REASON: reason}
             if run_id is not None:
                 by_run.setdefault(run_id, []).extend(places)
         self._publish(by_run)
         self._forget(now)
         self.last_tick_s = self.clock() - started
-        self.store.set_state(STATE_SOURCE, {"by_pid": by_pid, "by_run": by_run, "time": now,
-                                            "tick_s": self.last_tick_s}, now)
-        joined = sum(1 for e in by_pid.values() if e["run_id"])
+        self.store.set_state(Source.GPU_RUNS, {JoinField.BY_PID: by_pid, JoinField.BY_RUN: by_run, JoinField.TIME: now,
+                                               JoinField.TICK_S: self.last_tick_s}, now)
+        joined = sum(1 for e in by_pid.values() if e[JoinField.RUN_ID])
         self.health.detail = {
             "processes": len(by_pid), "joined": joined,
-            "unknown": sum(1 for e in by_pid.values() if e["reason"] == UNKNOWN_RUN),
-            "pending": sum(1 for e in by_pid.values() if e["reason"] == PENDING),
+            "unknown": sum(1 for e in by_pid.values() if e[JoinField.REASON] == UNKNOWN_RUN),
+            "pending": sum(1 for e in by_pid.values() if e[JoinField.REASON] == PENDING),
             "cached_processes": len(self.cache), "tick_ms": round(self.last_tick_s * 1000, 2),
         }
 
     def _placements(self) -> tuple[dict[int, list[dict[str, Any]]], dict[int, str | None]]:
-        state = self.store.state("gpu")
-        doc = state[1] if state and isinstance(state[1], dict) else {}
         placements: dict[int, list[dict[str, Any]]] = {}
         users: dict[int, str | None] = {}
-        for gpu in doc.get("gpus") or []:
-            for p in gpu.get("processes") or []:
-                pid = p.get("pid")
+        for gpu in gpu_readings(self.store):
+            for p in gpu.get(GpuField.PROCESSES) or []:
+                pid = p.get(ProcessField.PID)
                 if isinstance(pid, int) and pid > 0:
-                    placements.setdefault(pid, []).append({"gpu": gpu.get("index"), "uuid": gpu.get("uuid"),
-                                                           "pid": pid, "gpu_memory_bytes": p.get("gpu_memory_bytes")})
-                    users.setdefault(pid, p.get("user"))
+                    placements.setdefault(pid, []).append({
+                        JoinField.GPU: gpu.get(GpuField.INDEX), JoinField.UUID: gpu.get(GpuField.UUID),
+                        JoinField.PID: pid, JoinField.GPU_MEMORY_BYTES: p.get(ProcessField.GPU_MEMORY_BYTES)})
+                    users.setdefault(pid, p.get(ProcessField.USER))
         return placements, users
 
     def _due(self, f: ProcessFacts, now: float) -> bool:
@@ -325,8 +324,8 @@ class RunJoinCollector(Collector):
     def _publish(self, by_run: dict[str, list[dict[str, Any]]]) -> None:
         """Write each run's GPU set to the registry when it changed (not its memory, which moves every tick)."""
         now_sets = {
-            run_id: sorted(({"gpu": p["gpu"], "uuid": p["uuid"], "pid": p["pid"]} for p in places),
-                           key=lambda e: (e["gpu"] if e["gpu"] is not None else -1, e["pid"]))
+            run_id: sorted(({k: p[k] for k in (JoinField.GPU, JoinField.UUID, JoinField.PID)} for p in places),
+                           key=lambda e: (e[JoinField.GPU] if e[JoinField.GPU] is not None else -1, e[JoinField.PID]))
             for run_id, places in by_run.items()
         }
         for run_id in set(self.published) | set(now_sets):

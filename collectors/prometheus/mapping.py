@@ -17,10 +17,13 @@ from typing import Any
 
 from collectors.prometheus.config import PrometheusConfig
 from collectors.prometheus.query import InstantSample, RangeSeries
+from monitor.model import metric_names as m
+from monitor.model.documents import GPU_LOST, GPU_OK, GpuField, HostField
 
 MIB = 1024**2
-GPU_FIELDS = ("utilization_gpu_percent", "memory_used_bytes", "memory_total_bytes", "temperature_celsius",
-              "power_draw_watts", "power_limit_watts")
+GPU_FIELDS = (GpuField.UTILIZATION_GPU_PERCENT, GpuField.MEMORY_USED_BYTES, GpuField.MEMORY_TOTAL_BYTES,
+              GpuField.TEMPERATURE_CELSIUS, GpuField.POWER_DRAW_WATTS, GpuField.POWER_LIMIT_WATTS)
+LOAD1 = "load1"  # a remote host's 1-minute load (this host's HostReading has the whole load_average)
 _PORT = re.compile(r":\d+$")
 
 
@@ -61,26 +64,26 @@ def _host_from(label: str, *fallbacks: str) -> Callable[[dict[str, str]], str | 
 
 
 def labwall_flavor(config: PrometheusConfig) -> Flavor:
-    s = "{host=~" + promql_string(config.host_selector) + "}"
-    gpu = [("_gpu_info", "labwall_gpu_info", 1.0), ("_gpu_up", "labwall_gpu_up", 1.0),
-           ("utilization_gpu_percent", "labwall_gpu_utilization_ratio", 100.0),
-           ("memory_used_bytes", "labwall_gpu_memory_used_bytes", 1.0),
-           ("memory_total_bytes", "labwall_gpu_memory_total_bytes", 1.0),
-           ("temperature_celsius", "labwall_gpu_temperature_celsius", 1.0),
-           ("power_draw_watts", "labwall_gpu_power_watts", 1.0),
-           ("power_limit_watts", "labwall_gpu_power_limit_watts", 1.0)]
-    host = [("_seen", "labwall_info", 1.0), ("cpu_percent", "labwall_host_cpu_utilization_ratio", 100.0),
-            ("memory_used_bytes", "labwall_host_memory_used_bytes", 1.0),
-            ("memory_total_bytes", "labwall_host_memory_total_bytes", 1.0), ("load1", "labwall_host_load1", 1.0)]
-    runs = [("_run_info", "labwall_run_info"), ("step", "labwall_run_step"), ("_status", "labwall_run_status"),
-            ("_metric", "labwall_run_metric"), ("updated", "labwall_run_last_update_timestamp_seconds")]
+    s = "{" + m.HOST_LABEL + "=~" + promql_string(config.host_selector) + "}"
+    gpu = [("_gpu_info", m.GPU_INFO, 1.0), ("_gpu_up", m.GPU_UP, 1.0),
+           (GpuField.UTILIZATION_GPU_PERCENT, m.GPU_UTILIZATION, 100.0),
+           (GpuField.MEMORY_USED_BYTES, m.GPU_MEMORY_USED, 1.0),
+           (GpuField.MEMORY_TOTAL_BYTES, m.GPU_MEMORY_TOTAL, 1.0),
+           (GpuField.TEMPERATURE_CELSIUS, m.GPU_TEMPERATURE, 1.0),
+           (GpuField.POWER_DRAW_WATTS, m.GPU_POWER, 1.0),
+           (GpuField.POWER_LIMIT_WATTS, m.GPU_POWER_LIMIT, 1.0)]
+    host = [("_seen", m.INFO, 1.0), (HostField.CPU_PERCENT, m.HOST_CPU, 100.0),
+            (HostField.MEMORY_USED_BYTES, m.HOST_MEMORY_USED, 1.0),
+            (HostField.MEMORY_TOTAL_BYTES, m.HOST_MEMORY_TOTAL, 1.0), (LOAD1, m.HOST_LOAD1, 1.0)]
+    runs = [("_run_info", m.RUN_INFO), ("step", m.RUN_STEP), ("_status", m.RUN_STATUS),
+            ("_metric", m.RUN_METRIC), ("updated", m.RUN_LAST_UPDATE)]
     return Flavor(
         name="labwall",
-        metrics=(*(Metric(k, name + s, "gpu", scale) for k, name, scale in gpu),
-                 *(Metric(k, name + s, "host", scale) for k, name, scale in host)),
-        spark=f"100 * avg by (host) (labwall_gpu_utilization_ratio{s})",
-        host_of=_host_from("host"), uuid_label="uuid", name_label="name",
-        runs=tuple(Metric(k, name + s, "run") for k, name in runs),
+        metrics=(*(Metric(k, metric.name + s, "gpu", scale) for k, metric, scale in gpu),
+                 *(Metric(k, metric.name + s, "host", scale) for k, metric, scale in host)),
+        spark=f"100 * avg by ({m.HOST_LABEL}) ({m.GPU_UTILIZATION.name}{s})",
+        host_of=_host_from(m.HOST_LABEL), uuid_label="uuid", name_label="name",
+        runs=tuple(Metric(k, metric.name + s, "run") for k, metric in runs),
     )
 
 
@@ -93,16 +96,16 @@ def dcgm_flavor(config: PrometheusConfig) -> Flavor:
     return Flavor(
         name="dcgm",
         metrics=(
-            Metric("utilization_gpu_percent", f"DCGM_FI_DEV_GPU_UTIL{g}", "gpu"),
-            Metric("memory_used_bytes", f"DCGM_FI_DEV_FB_USED{g}", "gpu", MIB),
-            Metric("memory_total_bytes", f"DCGM_FI_DEV_FB_USED{g} + DCGM_FI_DEV_FB_FREE{g}", "gpu", MIB),
-            Metric("temperature_celsius", f"DCGM_FI_DEV_GPU_TEMP{g}", "gpu"),
-            Metric("power_draw_watts", f"DCGM_FI_DEV_POWER_USAGE{g}", "gpu"),
-            Metric("cpu_percent", f'100 * (1 - avg by ({n}) (irate(node_cpu_seconds_total{{mode="idle",{ns}}}[1m])))',
-                   "host"),
-            Metric("memory_total_bytes", f"node_memory_MemTotal_bytes{node}", "host"),
-            Metric("memory_used_bytes", f"node_memory_MemTotal_bytes{node} - node_memory_MemAvailable_bytes{node}",
-                   "host"),
+            Metric(GpuField.UTILIZATION_GPU_PERCENT, f"DCGM_FI_DEV_GPU_UTIL{g}", "gpu"),
+            Metric(GpuField.MEMORY_USED_BYTES, f"DCGM_FI_DEV_FB_USED{g}", "gpu", MIB),
+            Metric(GpuField.MEMORY_TOTAL_BYTES, f"DCGM_FI_DEV_FB_USED{g} + DCGM_FI_DEV_FB_FREE{g}", "gpu", MIB),
+            Metric(GpuField.TEMPERATURE_CELSIUS, f"DCGM_FI_DEV_GPU_TEMP{g}", "gpu"),
+            Metric(GpuField.POWER_DRAW_WATTS, f"DCGM_FI_DEV_POWER_USAGE{g}", "gpu"),
+            Metric(HostField.CPU_PERCENT,
+                   f'100 * (1 - avg by ({n}) (irate(node_cpu_seconds_total{{mode="idle",{ns}}}[1m])))', "host"),
+            Metric(HostField.MEMORY_TOTAL_BYTES, f"node_memory_MemTotal_bytes{node}", "host"),
+            Metric(HostField.MEMORY_USED_BYTES,
+                   f"node_memory_MemTotal_bytes{node} - node_memory_MemAvailable_bytes{node}", "host"),
         ),
         spark=f"avg by ({h}) (DCGM_FI_DEV_GPU_UTIL{g})",
         host_of=_host_from(h, n if n != h else "instance"),
@@ -115,7 +118,7 @@ def build_flavor(config: PrometheusConfig) -> Flavor:
 
 
 @dataclass
-class HostReading:
+class RemoteReading:
     """One host as Prometheus sees it now; `gpus` by index, in the snapshot's field names."""
 
     host: str
@@ -129,9 +132,9 @@ def _index_key(index: str) -> tuple[int, str]:
 
 
 def assemble(flavor: Flavor, results: dict[str, list[InstantSample]],
-             host_selector: str = ".+") -> dict[str, HostReading]:
+             host_selector: str = ".+") -> dict[str, RemoteReading]:
     """Host readings from one instant query per metric (`results`: Metric.key + scope → samples)."""
-    hosts: dict[str, HostReading] = {}
+    hosts: dict[str, RemoteReading] = {}
     wanted = re.compile(host_selector)
     for metric in flavor.metrics:
         for sample in results.get(f"{metric.scope}:{metric.key}", []):
@@ -140,7 +143,7 @@ def assemble(flavor: Flavor, results: dict[str, list[InstantSample]],
                 continue
             reading = hosts.get(name)
             if reading is None:
-                reading = hosts[name] = HostReading(name)
+                reading = hosts[name] = RemoteReading(name)
             if "instance" in sample.labels:
                 reading.instances.add(sample.labels["instance"])
             if metric.scope == "host":
@@ -150,13 +153,13 @@ def assemble(flavor: Flavor, results: dict[str, list[InstantSample]],
             index = sample.labels.get("gpu")
             if index is None:
                 continue
-            gpu = reading.gpus.setdefault(index, {"index": int(index) if index.isdigit() else index,
-                                                  "uuid": None, "name": None, "status": "ok"})
-            for key, label in (("uuid", flavor.uuid_label), ("name", flavor.name_label)):
+            gpu = reading.gpus.setdefault(index, {GpuField.INDEX: int(index) if index.isdigit() else index,
+                                                  GpuField.UUID: None, GpuField.NAME: None, GpuField.STATUS: GPU_OK})
+            for key, label in ((GpuField.UUID, flavor.uuid_label), (GpuField.NAME, flavor.name_label)):
                 if sample.labels.get(label) and gpu[key] is None:
                     gpu[key] = sample.labels[label]
             if metric.key == "_gpu_up":
-                gpu["status"] = "ok" if sample.value >= 1 else "lost"
+                gpu[GpuField.STATUS] = GPU_OK if sample.value >= 1 else GPU_LOST
             elif not metric.key.startswith("_"):
                 gpu[metric.key] = sample.value * metric.scale
     for reading in hosts.values():

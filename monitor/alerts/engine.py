@@ -22,11 +22,11 @@ from typing import Any, Literal
 from collectors.base import Collector
 from monitor.alerts.rules import AlertRules, Observation, RuleResult, duration_text
 from monitor.config import AlertRule, Config
+from monitor.model.documents import Source
 from monitor.model.store import Store
 
 log = logging.getLogger(__name__)
 
-STATE_SOURCE = "alerts"
 AlertState = Literal["pending", "active", "cleared"]
 SEVERITY_RANK = {"critical": 2, "warning": 1}
 
@@ -185,7 +185,7 @@ class AlertEngine(Collector):
         }
 
     def publish(self, now: float) -> None:
-        self.store.set_state(STATE_SOURCE, self.document(now), now)
+        self.store.set_state(Source.ALERTS, self.document(now), now)
 
 
 def build_alert_engine(config: Config, store: Store) -> AlertEngine | None:

@@ -18,6 +18,17 @@ from typing import Any
 
 from collectors.gpu.xid import xid_text
 from monitor.config import Config
+from monitor.model.documents import (
+    GPU_LOST,
+    GPU_OK,
+    DiskField,
+    GpuDocumentField,
+    GpuField,
+    HostField,
+    ProcessField,
+    Source,
+    XidField,
+)
 from monitor.model.store import Store
 
 THERMAL_REASONS = ("hw_thermal_slowdown", "sw_thermal_slowdown")
@@ -66,7 +77,7 @@ def holders(processes: list[dict[str, Any]]) -> list[str]:
     """Users holding GPU memory, largest holder first, each once."""
     users: list[str] = []
     for p in processes:
-        user = p.get("user") or "unknown user"
+        user = p.get(ProcessField.USER) or "unknown user"
         if user not in users:
             users.append(user)
     return users
@@ -74,8 +85,8 @@ def holders(processes: list[dict[str, Any]]) -> list[str]:
 
 def _holding_memory(gpu: dict[str, Any]) -> list[dict[str, Any]]:
     return [
-        p for p in gpu.get("processes") or []
-        if p.get("gpu_memory_bytes") is None or p["gpu_memory_bytes"] >= HELD_MEMORY_MIN_BYTES
+        p for p in gpu.get(GpuField.PROCESSES) or []
+        if p.get(ProcessField.GPU_MEMORY_BYTES) is None or p[ProcessField.GPU_MEMORY_BYTES] >= HELD_MEMORY_MIN_BYTES
     ]  # fmt: skip
 
 
@@ -105,7 +116,7 @@ class AlertRules:
         }  # fmt: skip
 
     def evaluate(self, now: float) -> dict[str, RuleResult]:
-        self._gpu_doc = self._fresh("gpu", now, self.config.gpu.interval_s)
+        self._gpu_doc = self._fresh(Source.GPU, now, self.config.gpu.interval_s)
         self._runs_now = None
         return {name: fn(now) for name, fn in self.rules.items()}
 
@@ -122,9 +133,9 @@ class AlertRules:
     def _gpus(self) -> list[dict[str, Any]] | None:
         """This tick's GPUs, or None when the reading is stale or the backend is not answering."""
         doc = self._gpu_doc
-        if doc is None or doc.get("state") != "ok":
+        if doc is None or doc.get(GpuDocumentField.STATE) != GPU_OK:
             return None
-        return list(doc.get("gpus") or [])
+        return list(doc.get(GpuDocumentField.GPUS) or [])
 
     def _summaries(self, now: float) -> list[dict[str, Any]]:
         if self._runs_now is None:
@@ -140,12 +151,12 @@ class AlertRules:
         result = RuleResult()
         listed = set()
         for gpu in gpus:
-            i = gpu["index"]
+            i = gpu[GpuField.INDEX]
             listed.add(i)
-            lost = gpu.get("status") == "lost"
+            lost = gpu.get(GpuField.STATUS) == GPU_LOST
             if not lost:
-                self.seen_gpus[i] = gpu.get("name") or "unknown"
-            reason = gpu.get("lost_reason") or "not answering"
+                self.seen_gpus[i] = gpu.get(GpuField.NAME) or "unknown"
+            reason = gpu.get(GpuField.LOST_REASON) or "not answering"
             result.add(
                 Observation(
                     f"gpu{i}",
@@ -154,7 +165,7 @@ class AlertRules:
                     lost,
                     lost,
                     f"GPU {i} lost: {reason}",
-                    {"gpu": i, "uuid": gpu.get("uuid")},
+                    {"gpu": i, "uuid": gpu.get(GpuField.UUID)},
                 )
             )
         for i, name in self.seen_gpus.items():
@@ -178,20 +189,20 @@ class AlertRules:
             return RuleResult(known=False)
         result = RuleResult()
         for gpu in gpus:
-            i = gpu["index"]
+            i = gpu[GpuField.INDEX]
             recent = [
-                x for x in gpu.get("xid_errors") or []
-                if now - x["time"] < rule.hold_s and x["code"] not in rule.ignore_codes
+                x for x in gpu.get(GpuField.XID_ERRORS) or []
+                if now - x[XidField.TIME] < rule.hold_s and x[XidField.CODE] not in rule.ignore_codes
             ]  # fmt: skip
             if not recent:
                 result.add(Observation(f"gpu{i}", f"GPU {i}", f"GPU {i} XID error", False, False))
                 continue
-            last, codes = recent[-1], sorted({x["code"] for x in recent})
-            message = xid_text(i, last["code"])
+            last, codes = recent[-1], sorted({x[XidField.CODE] for x in recent})
+            message = xid_text(i, last[XidField.CODE])
             if len(recent) > 1:
                 span = duration_text(now - recent[0]["time"])
                 message += f" ({len(recent)} XIDs in the last {span}: {', '.join(map(str, codes))})"
-            details = {"gpu": i, "uuid": gpu.get("uuid"), "codes": codes, "last_xid_at": last["time"]}
+            details = {"gpu": i, "uuid": gpu.get(GpuField.UUID), "codes": codes, "last_xid_at": last[XidField.TIME]}
             result.add(Observation(f"gpu{i}", f"GPU {i}", f"GPU {i} XID {last['code']}", True, True, message, details))
         return result
 
@@ -201,10 +212,10 @@ class AlertRules:
             return RuleResult(known=False)
         result = RuleResult()
         for gpu in gpus:
-            i, temp = gpu["index"], gpu.get("temperature_celsius")
-            reasons = gpu.get("throttle_reasons")
+            i, temp = gpu[GpuField.INDEX], gpu.get(GpuField.TEMPERATURE_CELSIUS)
+            reasons = gpu.get(GpuField.THROTTLE_REASONS)
             thermal = [r for r in reasons or () if r in THERMAL_REASONS] if rule.thermal_throttling else []
-            if gpu.get("status") != "ok" or (temp is None and reasons is None):
+            if gpu.get(GpuField.STATUS) != GPU_OK or (temp is None and reasons is None):
                 result.unknown.add(f"gpu{i}")
                 continue
             raising = bool(thermal) or (temp is not None and temp >= limit)
@@ -231,12 +242,13 @@ class AlertRules:
             return RuleResult(known=False)
         result = RuleResult()
         for gpu in gpus:
-            i, used, total = gpu["index"], gpu.get("memory_used_bytes"), gpu.get("memory_total_bytes")
-            if gpu.get("status") != "ok" or used is None or not total:
+            i = gpu[GpuField.INDEX]
+            used, total = gpu.get(GpuField.MEMORY_USED_BYTES), gpu.get(GpuField.MEMORY_TOTAL_BYTES)
+            if gpu.get(GpuField.STATUS) != GPU_OK or used is None or not total:
                 result.unknown.add(f"gpu{i}")
                 continue
             ratio = used / total
-            users = holders(gpu.get("processes") or [])
+            users = holders(gpu.get(GpuField.PROCESSES) or [])
             message = f"GPU {i} memory {ratio:.0%} full ({_gib(used)} of {_gib(total)})"
             message += f", held by {', '.join(users)}" if users else ""
             result.add(
@@ -259,18 +271,19 @@ class AlertRules:
         idle_for = rule.for_s if rule.for_s is not None else t.gpu_idle_after_s
         result = RuleResult()
         for gpu in gpus:
-            i, util = gpu["index"], gpu.get("utilization_gpu_percent")
-            if gpu.get("status") != "ok" or util is None:
+            i, util = gpu[GpuField.INDEX], gpu.get(GpuField.UTILIZATION_GPU_PERCENT)
+            if gpu.get(GpuField.STATUS) != GPU_OK or util is None:
                 result.unknown.add(f"gpu{i}")
                 continue
             held = _holding_memory(gpu)
             users = holders(held)
-            memory = sum(p.get("gpu_memory_bytes") or 0 for p in held)
+            memory = sum(p.get(ProcessField.GPU_MEMORY_BYTES) or 0 for p in held)
             message = (
                 f"GPU {i} idle ({util:.0f} % utilization for over {duration_text(idle_for)}) "
                 f"while {', '.join(users) or 'a process'} {'hold' if len(users) > 1 else 'holds'} {_gib(memory)}"
             )
-            details = {"gpu": i, "users": users, "pids": [p.get("pid") for p in held], "memory_bytes": memory}
+            pids = [p.get(ProcessField.PID) for p in held]
+            details = {"gpu": i, "users": users, "pids": pids, "memory_bytes": memory}
             idle, band = t.gpu_idle_util_percent, t.gpu_idle_util_percent + rule.hysteresis_percent
             result.add(
                 Observation(
@@ -287,17 +300,17 @@ class AlertRules:
 
     # -- disks ------------------------------------------------------------------------------------
     def disk_full(self, now: float) -> RuleResult:
-        doc = self._fresh("system", now, self.config.host.interval_s)
+        doc = self._fresh(Source.HOST, now, self.config.host.interval_s)
         rule, limit = self.alerts.disk_full, self.config.thresholds.disk_ratio
         if doc is None:
             return RuleResult(known=False)
         result = RuleResult()
-        for disk in doc.get("disks") or []:
-            path, ratio = str(disk.get("path")), disk.get("used_ratio")
+        for disk in doc.get(HostField.DISKS) or []:
+            path, ratio = str(disk.get(DiskField.PATH)), disk.get(DiskField.USED_RATIO)
             if ratio is None:  # {"path", "error"}: cannot be read now; the alert keeps its state
                 result.unknown.add(path)
                 continue
-            free = disk.get("free_bytes")
+            free = disk.get(DiskField.FREE_BYTES)
             message = f"disk of {path} {ratio:.0%} full (alert at {limit:.0%})"
             message += f", {_gib(free)} free" if free is not None else ""
             result.add(

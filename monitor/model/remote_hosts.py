@@ -74,8 +74,8 @@ class RemoteHosts:
     # -- writing (the prometheus collector thread) -------------------------------------------------
     def update(self, readings: dict[str, Any], runs: list[dict[str, Any]], down_targets: set[str],
                now: float, forget_after_s: float = 86400.0, queries: int = 0) -> None:
-        """One good reading of every host. `readings`: host → HostReading (gpus, system, instances);
-        a known host missing from them, or whose targets are all down, is marked down."""
+        """One good reading of every host. `readings`: host → RemoteReading (collectors/prometheus/mapping.py:
+        gpus, system, instances); a known host missing from them, or whose targets are all down, is marked down."""
         with self._lock:
             hosts: dict[str, RemoteHost] = {}
             for name, reading in readings.items():

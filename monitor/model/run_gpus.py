@@ -9,27 +9,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from monitor.model.documents import GpuField, JoinField, ProcessField, Source, gpu_readings, latest
 from monitor.model.store import Store
-
-STATE_SOURCE = "gpu_runs"
 
 
 def join_document(store: Store) -> dict[str, Any]:
-    state = store.state(STATE_SOURCE)
-    return state[1] if state and isinstance(state[1], dict) else {}
+    return latest(store, Source.GPU_RUNS)
 
 
 def gpus_with_runs(gpus: list[dict[str, Any]], join_doc: dict[str, Any]) -> list[dict[str, Any]]:
     """Copies of the GPU entries whose `processes[j]` carry `run_id` and `run_name` (None: unknown)."""
-    by_pid: dict[int, dict[str, Any]] = join_doc.get("by_pid") or {}
+    by_pid: dict[int, dict[str, Any]] = join_doc.get(JoinField.BY_PID) or {}
     result = []
     for gpu in gpus:
         processes = [
-            {**p, "run_id": by_pid.get(p.get("pid"), {}).get("run_id"),
-             "run_name": by_pid.get(p.get("pid"), {}).get("run_name")}
-            for p in gpu.get("processes") or []
+            {**p, ProcessField.RUN_ID: by_pid.get(p.get(ProcessField.PID), {}).get(JoinField.RUN_ID),
+             ProcessField.RUN_NAME: by_pid.get(p.get(ProcessField.PID), {}).get(JoinField.RUN_NAME)}
+            for p in gpu.get(GpuField.PROCESSES) or []
         ]
-        result.append({**gpu, "processes": processes})
+        result.append({**gpu, GpuField.PROCESSES: processes})
     return result
 
 
@@ -38,15 +36,14 @@ def runs_with_gpu_readings(summaries: list[dict[str, Any]], store: Store) -> lis
     and the process's `gpu_memory_bytes` (the registry keeps only the GPU set, which rarely changes)."""
     if not any(s.get("gpus") for s in summaries):
         return summaries
-    state = store.state("gpu")
-    gpus = {g.get("index"): g for g in (state[1].get("gpus") or [] if state else []) if isinstance(g, dict)}
+    gpus: dict[Any, Any] = {g.get(GpuField.INDEX): g for g in gpu_readings(store)}
     for summary in summaries:
         entries = []
         for entry in summary.get("gpus") or []:
-            gpu = gpus.get(entry.get("gpu")) or {}
-            memory = next((p.get("gpu_memory_bytes") for p in gpu.get("processes") or []
-                           if p.get("pid") == entry.get("pid")), None)
-            entries.append({**entry, "gpu_memory_bytes": memory,
-                            "utilization_gpu_percent": gpu.get("utilization_gpu_percent")})
+            gpu = gpus.get(entry.get(JoinField.GPU)) or {}
+            memory = next((p.get(ProcessField.GPU_MEMORY_BYTES) for p in gpu.get(GpuField.PROCESSES) or []
+                           if p.get(ProcessField.PID) == entry.get(JoinField.PID)), None)
+            entries.append({**entry, ProcessField.GPU_MEMORY_BYTES: memory,
+                            GpuField.UTILIZATION_GPU_PERCENT: gpu.get(GpuField.UTILIZATION_GPU_PERCENT)})
         summary["gpus"] = entries  # summaries are fresh copies made for this answer
     return summaries

@@ -197,10 +197,6 @@ class RunRegistry:
         with self._lock:
             return self._runs.get(run_id)
 
-    def ids(self) -> list[str]:
-        with self._lock:
-            return list(self._runs)
-
     def update(self, run_id: str, **fields: Any) -> None:
         """Set summary fields (step, updated, total_steps, rate_steps_per_s, eta_s, writer_pids, gpus)."""
         with self._lock:

@@ -32,7 +32,8 @@ def stacked_figure(report: dict[str, Any]) -> dict[str, Any]:
     for k, row in enumerate(report["rows"][:TOP]):
         traces.append({"type": "bar", "x": [t * 1000 + bucket_ms / 2 for t, _ in row["buckets"]],
                        "y": [h for _, h in row["buckets"]], "name": f"#{k + 1}",
-                       "marker": {"color": colour(k)}, "hovertemplate": "%{y:.2f} GPU-h<extra>#" + str(k + 1) + "</extra>"})
+                       "marker": {"color": colour(k)},
+                       "hovertemplate": f"%{{y:.2f}} GPU-h<extra>#{k + 1}</extra>"})
     axis = {"gridcolor": "rgba(148, 163, 184, 0.12)", "zeroline": False, "color": "#8d9bb0"}
     return {"data": traces,
             "layout": {"barmode": "stack", "margin": {"l": 48, "r": 8, "t": 6, "b": 28}, "showlegend": False,

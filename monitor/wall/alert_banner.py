@@ -12,23 +12,15 @@ from typing import Any
 
 from nicegui import ui
 
+from monitor.model.documents import Source, latest
+from monitor.model.numbers import finite
 from monitor.model.store import Store
 from monitor.wall import format as fmt
 from monitor.wall.cells import Cell, CellView
 
 
-def _age(seconds: float) -> str:
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s} s ago"
-    if s < 3600:
-        return f"{s // 60} min ago"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min ago"
-
-
 def active_alerts(store: Store) -> list[dict[str, Any]]:
-    state = store.state("alerts")
-    doc = state[1] if state and isinstance(state[1], dict) else {}
+    doc = latest(store, Source.ALERTS)
     return [a for a in doc.get("active") or [] if isinstance(a, dict)]
 
 
@@ -53,7 +45,7 @@ def alert_cells(store: Store, now: float) -> dict[str, Cell]:
         return cells
     first, others = active[0], active[1:]
     critical = first.get("severity") == "critical"
-    raised = fmt.number(first.get("raised_at"))
+    raised = finite(first.get("raised_at"))
     title = _title(first)
     subject = fmt.text(first.get("subject"), "")
     cells.update({
@@ -61,7 +53,7 @@ def alert_cells(store: Store, now: float) -> dict[str, Cell]:
         "al.sev": Cell("CRITICAL" if critical else "WARNING"),
         "al.title": Cell(title),
         "al.subj": Cell("" if subject in title else subject),  # "GPU 0 hot" names its subject already
-        "al.age": Cell(_age(now - raised) if raised is not None else ""),
+        "al.age": Cell(fmt.ago(now - raised) if raised is not None else ""),
         "al.others": Cell(level="" if others else "off"),
     })  # fmt: skip
     for k, alert in enumerate(others[:OTHERS_SHOWN]):

@@ -12,14 +12,11 @@ from typing import NamedTuple
 from nicegui import ui
 from nicegui.element import Element
 
-# State classes a cell may carry; exactly one (or none) is on an element at a time.
-LEVELS = ("ok", "warn", "crit", "off", "lost", "idle", "sim", "stale")
-
 
 class Cell(NamedTuple):
     text: str | None = None  # None: the element shows no text of its own (a container, a strip)
     pct: int | None = None  # 0..100: the fill of the bar drawn under the text (CSS variable --p)
-    level: str = ""  # one of LEVELS or "": the state class (colour, hidden, lost)
+    level: str = ""  # the one state class on the element ("ok", "warn", "crit", "off", "lost"…), or none
     data: tuple[int, ...] | None = None  # raw values for a custom element (the CPU heat strip)
 
 

@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 from nicegui import ui
 
+from monitor.model.documents import GpuField
+from monitor.model.numbers import finite
 from monitor.model.samples import SeriesKey, label_value
 from monitor.model.store import Store
 from monitor.wall import theme
-from monitor.wall.format import number
 
 DAY_BUCKET_S = 60.0
 
@@ -82,10 +83,10 @@ def gpu_chart_refs(store: Store, gpus: list[dict[str, Any]]) -> dict[str, Refs]:
     mem_by_index = _by_label(store, "gpu_memory_used_bytes", "gpu")
     refs: dict[str, Refs] = {}
     for position, gpu in enumerate(gpus):
-        uuid, index = str(gpu.get("uuid")), str(gpu.get("index"))
+        uuid, index = str(gpu.get(GpuField.UUID)), str(gpu.get(GpuField.INDEX))
         util = util_by_uuid.get(uuid) or util_by_index.get(index)
         mem = mem_by_uuid.get(uuid) or mem_by_index.get(index)
-        total = number(gpu.get("memory_total_bytes"))
+        total = finite(gpu.get(GpuField.MEMORY_TOTAL_BYTES))
         refs[f"g{position}"] = (
             SeriesRef(util) if util else None,
             SeriesRef(mem, 100.0 / total) if mem and total else None,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.config import Config
+from monitor.model.documents import GpuDocumentField, Source
 from monitor.model.run_gpus import join_document
 from monitor.model.store import Store
 from monitor.wall import alert_banner, charts, gpu_tiles, header, host_panel, overview
@@ -122,16 +123,16 @@ class WallFeed:
         store, config = self.store, self.config
         cursor = store.cursor
         event_cursor = store.events.cursor
-        gpu_state, system_state = store.state("gpu"), store.state("system")
+        gpu_state, system_state = store.state(Source.GPU), store.state(Source.HOST)
         gpu_doc = gpu_state[1] if gpu_state and isinstance(gpu_state[1], dict) else None
         system_doc = system_state[1] if system_state and isinstance(system_state[1], dict) else None
-        gpus = [g for g in (gpu_doc or {}).get("gpus") or [] if isinstance(g, dict)]
+        gpus = [g for g in (gpu_doc or {}).get(GpuDocumentField.GPUS) or [] if isinstance(g, dict)]
 
         pill, age, stale = header.freshness(now, config, gpu_state, system_state, self.started_at)
         remote = store.remote.view() if self.multi else None
         fleet = gpu_doc  # with other hosts the header's totals cover every GPU that is up
         if remote is not None and remote.hosts:
-            fleet = {**(gpu_doc or {}), "gpus": overview.fleet_gpus(remote, gpus, config.host_label)}
+            fleet = {**(gpu_doc or {}), GpuDocumentField.GPUS: overview.fleet_gpus(remote, gpus, config.host_label)}
         cells = header.header_cells(now, config, fleet)
         cells["hdr.live"], cells["hdr.age"] = pill, age
         cells["wall"] = Cell(level="stale" if stale else "")

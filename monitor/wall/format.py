@@ -2,46 +2,39 @@
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
+
+from monitor.model.numbers import finite
 
 NA = "n/a"
 GIB = 1024**3
 
 
-def number(value: Any) -> float | None:
-    """A finite float, or None for None, NaN, infinities and anything that is not a number."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
 def percent(value: Any) -> str:
-    v = number(value)
+    v = finite(value)
     return NA if v is None else f"{v:.0f}"
 
 
 def fill(value: Any) -> int:
     """A bar's fill, whole percent 0..100 (finer steps are invisible and cost bytes); unknown → 0."""
-    v = number(value)
+    v = finite(value)
     return 0 if v is None else round(max(0.0, min(100.0, v)))
 
 
 def ratio(part: Any, whole: Any) -> float | None:
-    p, w = number(part), number(whole)
+    p, w = finite(part), finite(whole)
     return p / w if p is not None and w else None
 
 
 def gib(value: Any, digits: int = 1) -> str:
-    v = number(value)
+    v = finite(value)
     return NA if v is None else f"{v / GIB:.{digits}f}"
 
 
 def bytes_size(value: Any) -> str:
     """1536 → "1.5 KiB"; sizes of memory and disks (binary units)."""
-    v = number(value)
+    v = finite(value)
     if v is None:
         return NA
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
@@ -53,7 +46,7 @@ def bytes_size(value: Any) -> str:
 
 def rate(value: Any) -> str:
     """Bytes per second in decimal units, the way network and disk rates are usually quoted."""
-    v = number(value)
+    v = finite(value)
     if v is None:
         return NA
     for unit in ("B/s", "kB/s", "MB/s", "GB/s", "TB/s"):
@@ -64,41 +57,35 @@ def rate(value: Any) -> str:
 
 
 def celsius(value: Any) -> str:
-    v = number(value)
+    v = finite(value)
     return NA if v is None else f"{v:.0f} °C"
 
 
-def watts(value: Any) -> str:
-    v = number(value)
-    return NA if v is None else f"{v:.0f}"
-
-
 def power(draw: Any, limit: Any) -> str:
-    d, lim = number(draw), number(limit)
+    d, lim = finite(draw), finite(limit)
     if d is None:
         return NA
     return f"{d:.0f} W" if lim is None else f"{d:.0f} / {lim:.0f} W"
 
 
 def total_power(value: Any) -> str:
-    v = number(value)
+    v = finite(value)
     if v is None:
         return NA
     return f"{v / 1000:.2f} kW" if v >= 1000 else f"{v:.0f} W"
 
 
-def mhz(value: Any) -> str:
-    v = number(value)
-    return NA if v is None else f"{v:.0f} MHz"
-
-
-def duration(seconds: Any, coarse: bool = False) -> str:
-    """Uptime-style: "12 d 4 h", "3 h 12 min", "4 min 5 s" ("4 min" when coarse), "12 s"."""
-    s = number(seconds)
+def duration(seconds: Any, coarse: bool = False, tenths: bool = False) -> str:
+    """The wall's one way to write a span of time (uptime, data age, alert age, ETA), two units at most:
+    "12 d 4 h", "3 h 12 min", "4 min 5 s" ("4 min" when coarse), "12 s"; under 10 s with tenths "0.4 s".
+    n/a for unknown or negative spans."""
+    s = finite(seconds)
     if s is None or s < 0:
         return NA
-    s = int(s)
-    days, rest = divmod(s, 86400)
+    if tenths and s < 10:
+        return f"{s:.1f} s"
+    whole = int(s)
+    days, rest = divmod(whole, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     if days:
@@ -111,10 +98,13 @@ def duration(seconds: Any, coarse: bool = False) -> str:
 
 
 def age(seconds: float) -> str:
-    """How old the newest data is: "0.4 s", "12 s", "3 min"."""
-    if seconds < 10:
-        return f"{max(0.0, seconds):.1f} s"
-    return duration(seconds)
+    """How old the newest data is: "0.4 s", "12 s", "3 min 5 s" (a clock stepped back reads 0.0 s)."""
+    return duration(max(0.0, seconds), tenths=True)
+
+
+def ago(seconds: float) -> str:
+    """How long ago something was raised: "12 s ago", "3 min ago", "1 h 5 min ago"."""
+    return duration(max(0.0, seconds), coarse=True) + " ago"
 
 
 def clock(t: float) -> str:

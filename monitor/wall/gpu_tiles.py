@@ -11,6 +11,16 @@ from urllib.parse import quote
 from nicegui import ui
 
 from monitor.config import Config
+from monitor.model.documents import (
+    GPU_LOST,
+    GPU_UNAVAILABLE,
+    GpuDocumentField,
+    GpuField,
+    JoinField,
+    ProcessField,
+    XidField,
+)
+from monitor.model.numbers import finite
 from monitor.wall import format as fmt
 from monitor.wall.cells import Cell, CellView
 from monitor.wall.theme import level_at_or_above, temperature_level
@@ -47,7 +57,7 @@ def gpu_mode(gpu_doc: dict[str, Any] | None, config: Config) -> str:
         return "disabled"
     if gpu_doc is None:
         return "waiting"
-    if gpu_doc.get("state") == "unavailable" or not gpu_doc.get("gpus"):
+    if gpu_doc.get(GpuDocumentField.STATE) == GPU_UNAVAILABLE or not gpu_doc.get(GpuDocumentField.GPUS):
         return "unavailable"
     return "tiles"
 
@@ -61,7 +71,7 @@ def notice_cells(gpu_doc: dict[str, Any] | None, config: Config) -> dict[str, Ce
     else:
         doc = gpu_doc or {}
         title = "No GPUs on this host"
-        reason = fmt.text(doc.get("reason"), "no NVIDIA GPU reported")
+        reason = fmt.text(doc.get(GpuDocumentField.REASON), "no NVIDIA GPU reported")
         extra = f"labwall retries every {config.gpu.nvml_retry_s:g} s and shows the GPUs as soon as the driver answers."
         hint = "To try the wall with simulated GPUs, start it with --demo."
     return {
@@ -97,12 +107,12 @@ def tile_cells(p: int, gpu: dict[str, Any], config: Config, joins: dict[Any, str
     """Every cell of the tile at position `p`; any field may be None ("n/a")."""
     t = config.thresholds
     k = f"g{p}."
-    lost = gpu.get("status") == "lost"
-    util = fmt.number(gpu.get("utilization_gpu_percent"))
-    used, total = fmt.number(gpu.get("memory_used_bytes")), fmt.number(gpu.get("memory_total_bytes"))
+    lost = gpu.get(GpuField.STATUS) == GPU_LOST
+    util = finite(gpu.get(GpuField.UTILIZATION_GPU_PERCENT))
+    used, total = finite(gpu.get(GpuField.MEMORY_USED_BYTES)), finite(gpu.get(GpuField.MEMORY_TOTAL_BYTES))
     mem_ratio = fmt.ratio(used, total)
-    temp = fmt.number(gpu.get("temperature_celsius"))
-    draw, limit = fmt.number(gpu.get("power_draw_watts")), fmt.number(gpu.get("power_limit_watts"))
+    temp = finite(gpu.get(GpuField.TEMPERATURE_CELSIUS))
+    draw, limit = finite(gpu.get(GpuField.POWER_DRAW_WATTS)), finite(gpu.get(GpuField.POWER_LIMIT_WATTS))
     power_ratio = fmt.ratio(draw, limit)
 
     if lost:
@@ -115,31 +125,31 @@ def tile_cells(p: int, gpu: dict[str, Any], config: Config, joins: dict[Any, str
         state = Cell("IDLE", level="idle")
 
     extra = []
-    pstate = gpu.get("pstate")
+    pstate = gpu.get(GpuField.PSTATE)
     if pstate is not None:
         extra.append(f"P{pstate}" if isinstance(pstate, int) else fmt.text(pstate))
-    fan = fmt.number(gpu.get("fan_percent"))
+    fan = finite(gpu.get(GpuField.FAN_PERCENT))
     if fan is not None:
         extra.append(f"fan {fan:.0f} %")
-    throttle, extra_level = _throttle(gpu.get("throttle_reasons"))
+    throttle, extra_level = _throttle(gpu.get(GpuField.THROTTLE_REASONS))
     if throttle:
         extra.append(throttle)
-    ecc = fmt.number(gpu.get("ecc_errors_uncorrected"))
+    ecc = finite(gpu.get(GpuField.ECC_ERRORS_UNCORRECTED))
     if ecc:
         extra.append(f"ECC errors {ecc:.0f}")
         extra_level = "crit"
-    xids = [x for x in gpu.get("xid_errors") or [] if isinstance(x, dict)]
-    xid_time = fmt.number(xids[-1].get("time")) if xids else None
+    xids = [x for x in gpu.get(GpuField.XID_ERRORS) or [] if isinstance(x, dict)]
+    xid_time = finite(xids[-1].get(XidField.TIME)) if xids else None
     if xid_time is not None and time.time() - xid_time < XID_SHOWN_S:
-        extra.append(f"XID {fmt.text(xids[-1].get('code'), '?')} at {fmt.clock(xid_time)}")
+        extra.append(f"XID {fmt.text(xids[-1].get(XidField.CODE), '?')} at {fmt.clock(xid_time)}")
         extra_level = "crit"
 
     cells = {
         k + "tile": Cell(level="lost" if lost else ""),
-        k + "idx": Cell(f"GPU {fmt.text(gpu.get('index'), str(p))}"),
-        k + "name": Cell(short_name(gpu.get("name"))),
+        k + "idx": Cell(f"GPU {fmt.text(gpu.get(GpuField.INDEX), str(p))}"),
+        k + "name": Cell(short_name(gpu.get(GpuField.NAME))),
         k + "state": state,
-        k + "lost": Cell(f"Lost: {fmt.text(gpu.get('lost_reason'), 'no answer from the GPU')}",
+        k + "lost": Cell(f"Lost: {fmt.text(gpu.get(GpuField.LOST_REASON), 'no answer from the GPU')}",
                          level="" if lost else "off"),
         k + "util": Cell(fmt.percent(util), fmt.fill(util)),
         k + "mem": Cell(fmt.gib(used), fmt.fill(100 * mem_ratio if mem_ratio is not None else None),
@@ -151,27 +161,28 @@ def tile_cells(p: int, gpu: dict[str, Any], config: Config, joins: dict[Any, str
                           fmt.fill(100 * power_ratio if power_ratio is not None else None)),
         k + "extra": Cell(" · ".join(extra) if extra else "", level=extra_level),
     }
-    cells.update(process_cells(k, gpu.get("processes"), joins))
+    cells.update(process_cells(k, gpu.get(GpuField.PROCESSES), joins))
     return cells
 
 
 def process_cells(k: str, processes: Any, joins: dict[Any, str] | None = None) -> dict[str, Cell]:
     """`joins`: pid → what the run join says of it ("· run · step N · metric v", "· unknown run")."""
     procs = [q for q in processes if isinstance(q, dict)] if isinstance(processes, list) else []
-    procs.sort(key=lambda q: fmt.number(q.get("gpu_memory_bytes")) or 0.0, reverse=True)
+    procs.sort(key=lambda q: finite(q.get(ProcessField.GPU_MEMORY_BYTES)) or 0.0, reverse=True)
     cells: dict[str, Cell] = {}
     for j in range(MAX_PROCESS_ROWS):
         row = f"{k}p{j}"
         if j < len(procs):
             q = procs[j]
-            memory = fmt.number(q.get("gpu_memory_bytes"))
+            memory = finite(q.get(ProcessField.GPU_MEMORY_BYTES))
             cells[row] = Cell(level="")
-            cells[row + ".u"] = Cell(fmt.text(q.get("user"), "unknown"))
-            joined = (joins or {}).get(q.get("pid"))
+            cells[row + ".u"] = Cell(fmt.text(q.get(ProcessField.USER), "unknown"))
+            joined = (joins or {}).get(q.get(ProcessField.PID))
             if joined and joined != UNKNOWN_RUN:
                 cells[row + ".c"] = Cell(joined, level="ok")
             else:
-                cells[row + ".c"] = Cell(fmt.text(q.get("command"), f"pid {fmt.text(q.get('pid'), '?')}"))
+                pid = fmt.text(q.get(ProcessField.PID), "?")
+                cells[row + ".c"] = Cell(fmt.text(q.get(ProcessField.COMMAND), f"pid {pid}"))
             cells[row + ".r"] = Cell(UNKNOWN_RUN, level="" if joined == UNKNOWN_RUN else "off")
             cells[row + ".m"] = Cell(f"{fmt.gib(memory)} GiB" if memory is not None else fmt.NA)
         else:
@@ -188,21 +199,21 @@ def join_texts(join_doc: dict[str, Any], summaries: list[dict[str, Any]],
     `latest`: run id → its main metric's latest value."""
     runs = {s.get("id"): s for s in summaries}
     texts: dict[Any, str] = {}
-    for pid, entry in (join_doc.get("by_pid") or {}).items():
+    for pid, entry in (join_doc.get(JoinField.BY_PID) or {}).items():
         if not isinstance(entry, dict):
             continue
-        run = runs.get(entry.get("run_id")) if entry.get("run_id") else None
-        if run is not None or entry.get("run_name"):
-            parts = [fmt.text((run or {}).get("name") or entry.get("run_name"), "run")]
-            step = fmt.number((run or {}).get("step"))
+        run = runs.get(entry.get(JoinField.RUN_ID)) if entry.get(JoinField.RUN_ID) else None
+        if run is not None or entry.get(JoinField.RUN_NAME):
+            parts = [fmt.text((run or {}).get("name") or entry.get(JoinField.RUN_NAME), "run")]
+            step = finite((run or {}).get("step"))
             if step is not None:
                 parts.append(f"step {step:.0f}")
             metric = (run or {}).get("main_metric")
-            value = fmt.number((latest or {}).get(entry.get("run_id"))) if metric else None
+            value = finite((latest or {}).get(entry.get(JoinField.RUN_ID))) if metric else None
             if metric and value is not None:
                 parts.append(f"{fmt.text(metric)} {value:.4g}")
             texts[pid] = "· " + " · ".join(parts)
-        elif entry.get("reason") == UNKNOWN_RUN:
+        elif entry.get(JoinField.REASON) == UNKNOWN_RUN:
             texts[pid] = UNKNOWN_RUN
     return texts
 
@@ -211,7 +222,7 @@ def gpu_cells(gpu_doc: dict[str, Any] | None, config: Config, joins: dict[Any, s
     if gpu_mode(gpu_doc, config) != "tiles":
         return notice_cells(gpu_doc, config)
     cells: dict[str, Cell] = {}
-    for p, gpu in enumerate(g for g in (gpu_doc or {}).get("gpus") or [] if isinstance(g, dict)):
+    for p, gpu in enumerate(g for g in (gpu_doc or {}).get(GpuDocumentField.GPUS) or [] if isinstance(g, dict)):
         cells.update(tile_cells(p, gpu, config, joins))
     return cells
 

@@ -7,6 +7,8 @@ from typing import Any
 from nicegui import ui
 
 from monitor.config import Config
+from monitor.model.documents import GPU_OK, GPU_UNAVAILABLE, GpuDocumentField, GpuField
+from monitor.model.numbers import finite
 from monitor.wall import format as fmt
 from monitor.wall.cells import Cell, CellView
 
@@ -21,7 +23,7 @@ def freshness(now: float, config: Config, gpu_state: tuple[float, Any] | None,
     sources: list[tuple[str, float | None, float]] = []
     if config.gpu.enabled:
         doc = gpu_state[1] if gpu_state else None
-        if not (isinstance(doc, dict) and doc.get("state") == "unavailable"):
+        if not (isinstance(doc, dict) and doc.get(GpuDocumentField.STATE) == GPU_UNAVAILABLE):
             sources.append(("GPU", gpu_state[0] if gpu_state else None, config.gpu.interval_s))
     if config.host.enabled:
         sources.append(("host", system_state[0] if system_state else None, config.host.interval_s))
@@ -39,17 +41,17 @@ def freshness(now: float, config: Config, gpu_state: tuple[float, Any] | None,
 
 
 def header_cells(now: float, config: Config, gpu_doc: dict[str, Any] | None) -> dict[str, Cell]:
-    gpus = [g for g in (gpu_doc or {}).get("gpus") or [] if isinstance(g, dict)]
+    gpus = [g for g in (gpu_doc or {}).get(GpuDocumentField.GPUS) or [] if isinstance(g, dict)]
     cells = {
         "hdr.clock": Cell(fmt.clock(now)),
         "hdr.date": Cell(fmt.day(now)),
-        "hdr.sim": Cell("SIMULATED DATA", level="" if (gpu_doc or {}).get("simulated") else "off"),
+        "hdr.sim": Cell("SIMULATED DATA", level="" if (gpu_doc or {}).get(GpuDocumentField.SIMULATED) else "off"),
     }
-    ok = [g for g in gpus if g.get("status", "ok") == "ok"]
-    utils = [u for g in ok if (u := fmt.number(g.get("utilization_gpu_percent"))) is not None]
-    powers = [p for g in ok if (p := fmt.number(g.get("power_draw_watts"))) is not None]
-    used = [u for g in ok if (u := fmt.number(g.get("memory_used_bytes"))) is not None]
-    total = [t for g in ok if (t := fmt.number(g.get("memory_total_bytes"))) is not None]
+    ok = [g for g in gpus if g.get(GpuField.STATUS, GPU_OK) == GPU_OK]
+    utils = [u for g in ok if (u := finite(g.get(GpuField.UTILIZATION_GPU_PERCENT))) is not None]
+    powers = [p for g in ok if (p := finite(g.get(GpuField.POWER_DRAW_WATTS))) is not None]
+    used = [u for g in ok if (u := finite(g.get(GpuField.MEMORY_USED_BYTES))) is not None]
+    total = [t for g in ok if (t := finite(g.get(GpuField.MEMORY_TOTAL_BYTES))) is not None]
     busy = sum(1 for u in utils if u >= BUSY_UTIL_PERCENT)
     show = "" if gpus else "off"
     cells["hdr.busy"] = Cell(f"{busy} / {len(gpus)}" if gpus else fmt.NA, level=show)

@@ -9,6 +9,8 @@ from typing import Any
 from nicegui import ui
 
 from monitor.config import Config
+from monitor.model.documents import DiskField, HostField
+from monitor.model.numbers import finite
 from monitor.wall import format as fmt
 from monitor.wall.cells import Cell, CellView, HeatStrip
 from monitor.wall.theme import level_at_or_above
@@ -19,20 +21,20 @@ HEAT_MAX_COLUMNS = 32
 
 
 def core_count(system_doc: dict[str, Any] | None) -> int:
-    cores = (system_doc or {}).get("cpu_per_core_percent")
+    cores = (system_doc or {}).get(HostField.CPU_PER_CORE_PERCENT)
     return len(cores) if isinstance(cores, list) else 0
 
 
 def host_cells(system_doc: dict[str, Any] | None, config: Config) -> dict[str, Cell]:
     doc = system_doc or {}
-    cpu = fmt.number(doc.get("cpu_percent"))
-    cores = doc.get("cpu_per_core_percent") if isinstance(doc.get("cpu_per_core_percent"), list) else []
-    load = doc.get("load_average") if isinstance(doc.get("load_average"), list) else []
-    used, total = fmt.number(doc.get("memory_used_bytes")), fmt.number(doc.get("memory_total_bytes"))
-    swap_used, swap_total = fmt.number(doc.get("swap_used_bytes")), fmt.number(doc.get("swap_total_bytes"))
-    count = fmt.number(doc.get("cpu_count")) or len(cores) or None
-    temp = fmt.number(doc.get("cpu_temperature_celsius"))
-    uptime = fmt.number(doc.get("uptime_s"))
+    cpu = finite(doc.get(HostField.CPU_PERCENT))
+    cores = doc.get(HostField.CPU_PER_CORE_PERCENT) if isinstance(doc.get(HostField.CPU_PER_CORE_PERCENT), list) else []
+    load = doc.get(HostField.LOAD_AVERAGE) if isinstance(doc.get(HostField.LOAD_AVERAGE), list) else []
+    used, total = finite(doc.get(HostField.MEMORY_USED_BYTES)), finite(doc.get(HostField.MEMORY_TOTAL_BYTES))
+    swap_used, swap_total = finite(doc.get(HostField.SWAP_USED_BYTES)), finite(doc.get(HostField.SWAP_TOTAL_BYTES))
+    count = finite(doc.get(HostField.CPU_COUNT)) or len(cores) or None
+    temp = finite(doc.get(HostField.CPU_TEMPERATURE_CELSIUS))
+    uptime = finite(doc.get(HostField.UPTIME_S))
 
     up = ("host monitoring is off" if not config.host.enabled
           else f"up {fmt.duration(uptime, coarse=True)}" if uptime is not None else "waiting for data")
@@ -43,22 +45,22 @@ def host_cells(system_doc: dict[str, Any] | None, config: Config) -> dict[str, C
     cells = {
         "h.up": Cell(up),
         "h.cpu": Cell(fmt.percent(cpu), fmt.fill(cpu), level_at_or_above(cpu, 85, 97)),
-        "h.load": Cell("load " + " · ".join(f"{v:.2f}" if (v := fmt.number(x)) is not None else fmt.NA
+        "h.load": Cell("load " + " · ".join(f"{v:.2f}" if (v := finite(x)) is not None else fmt.NA
                                             for x in load[:3]) if load else "load n/a"),
         "h.cores": Cell(" · ".join(info)),
-        "h.heat": Cell(data=tuple(round(v) if (v := fmt.number(x)) is not None else -1 for x in cores)),
+        "h.heat": Cell(data=tuple(round(v) if (v := finite(x)) is not None else -1 for x in cores)),
         "h.mem": Cell(fmt.gib(used), fmt.fill(100 * mem_ratio if mem_ratio is not None else None),
                       level_at_or_above(mem_ratio, 0.85, 0.95)),
         "h.memx": Cell(f"{100 * mem_ratio:.0f} %" if mem_ratio is not None else ""),
         "h.memt": Cell(f"/ {fmt.gib(total)} GiB"),
         "h.swap": Cell(f"swap {fmt.gib(swap_used)} / {fmt.gib(swap_total)} GiB" if swap_total else "no swap",
                        level=level_at_or_above(swap_ratio, 0.5, 0.8)),
-        "h.rx": Cell(fmt.rate(doc.get("net_rx_bytes_per_second"))),
-        "h.tx": Cell(fmt.rate(doc.get("net_tx_bytes_per_second"))),
-        "h.dr": Cell(fmt.rate(doc.get("disk_read_bytes_per_second"))),
-        "h.dw": Cell(fmt.rate(doc.get("disk_write_bytes_per_second"))),
+        "h.rx": Cell(fmt.rate(doc.get(HostField.NET_RX_BYTES_PER_SECOND))),
+        "h.tx": Cell(fmt.rate(doc.get(HostField.NET_TX_BYTES_PER_SECOND))),
+        "h.dr": Cell(fmt.rate(doc.get(HostField.DISK_READ_BYTES_PER_SECOND))),
+        "h.dw": Cell(fmt.rate(doc.get(HostField.DISK_WRITE_BYTES_PER_SECOND))),
     }
-    disks = [d for d in doc.get("disks") or [] if isinstance(d, dict)][:MAX_DISK_ROWS]
+    disks = [d for d in doc.get(HostField.DISKS) or [] if isinstance(d, dict)][:MAX_DISK_ROWS]
     for j in range(MAX_DISK_ROWS):
         k = f"h.d{j}"
         if j >= len(disks):
@@ -66,12 +68,12 @@ def host_cells(system_doc: dict[str, Any] | None, config: Config) -> dict[str, C
             continue
         d = disks[j]
         cells[k] = Cell(level="")
-        cells[k + ".p"] = Cell(fmt.text(d.get("path")))
-        ratio = fmt.number(d.get("used_ratio"))
-        if d.get("error") or ratio is None:
-            cells[k + ".v"] = Cell(fmt.text(d.get("error"), "n/a"), 0, "warn")
+        cells[k + ".p"] = Cell(fmt.text(d.get(DiskField.PATH)))
+        ratio = finite(d.get(DiskField.USED_RATIO))
+        if d.get(DiskField.ERROR) or ratio is None:
+            cells[k + ".v"] = Cell(fmt.text(d.get(DiskField.ERROR), "n/a"), 0, "warn")
         else:
-            cells[k + ".v"] = Cell(f"{100 * ratio:.0f} % of {fmt.bytes_size(d.get('total_bytes'))}",
+            cells[k + ".v"] = Cell(f"{100 * ratio:.0f} % of {fmt.bytes_size(d.get(DiskField.TOTAL_BYTES))}",
                                    fmt.fill(100 * ratio),
                                    level_at_or_above(ratio, config.thresholds.disk_ratio - 0.05,
                                                      config.thresholds.disk_ratio))

@@ -19,6 +19,8 @@ from typing import Any
 from nicegui import ui
 
 from monitor.config import Config
+from monitor.model.documents import GPU_LOST, GpuField, HostField
+from monitor.model.numbers import finite
 from monitor.model.remote_hosts import RemoteHost, RemoteView
 from monitor.wall import format as fmt
 from monitor.wall.cells import Cell, CellView, SparkLine
@@ -57,7 +59,7 @@ def run_summaries(remote: RemoteView, local: list[dict[str, Any]], local_host: s
     Prometheus), most recently updated first; each carries its `host`."""
     merged = [{**s, "host": local_host} for s in local]
     merged += [dict(r) for r in remote.runs if r.get("host") != local_host]
-    return sorted(merged, key=lambda s: -(fmt.number(s.get("updated")) or fmt.number(s.get("started")) or 0.0))
+    return sorted(merged, key=lambda s: -(finite(s.get("updated")) or finite(s.get("started")) or 0.0))
 
 
 def source_cells(remote: RemoteView, config: Config, now: float) -> dict[str, Cell]:
@@ -86,14 +88,14 @@ def host_cells(i: int, host: RemoteHost | None, gpu_slots: int, config: Config, 
     gpus = host.gpus
     here = host.host == local_host
     if host.up:
-        busy = sum(1 for g in gpus if (fmt.number(g.get("utilization_gpu_percent")) or 0) >= BUSY_UTIL_PERCENT)
+        busy = sum(1 for g in gpus if (finite(g.get(GpuField.UTILIZATION_GPU_PERCENT)) or 0) >= BUSY_UTIL_PERCENT)
         state = f"{len(gpus)} GPU{'s' if len(gpus) != 1 else ''} · {busy} busy" if gpus else "no GPUs"
         status = Cell(state + (" · this server" if here and not compact else ""), level="")
     else:
         status = Cell(f"DOWN · last seen {fmt.clock(host.last_seen)}", level="crit")
     system = host.system
-    cpu = fmt.number(system.get("cpu_percent"))
-    mem_ratio = fmt.ratio(system.get("memory_used_bytes"), system.get("memory_total_bytes"))
+    cpu = finite(system.get(HostField.CPU_PERCENT))
+    mem_ratio = fmt.ratio(system.get(HostField.MEMORY_USED_BYTES), system.get(HostField.MEMORY_TOTAL_BYTES))
     mem = 100 * mem_ratio if mem_ratio is not None else None
     cells = {
         k: Cell(level="down" if not host.up else "self" if here else ""),
@@ -110,10 +112,10 @@ def host_cells(i: int, host: RemoteHost | None, gpu_slots: int, config: Config, 
             cells[g] = Cell(level="off")
             continue
         gpu = gpus[j]
-        util = fmt.number(gpu.get("utilization_gpu_percent"))
-        used = fmt.ratio(gpu.get("memory_used_bytes"), gpu.get("memory_total_bytes"))
-        temp = fmt.number(gpu.get("temperature_celsius"))
-        lost = gpu.get("status") == "lost"
+        util = finite(gpu.get(GpuField.UTILIZATION_GPU_PERCENT))
+        used = fmt.ratio(gpu.get(GpuField.MEMORY_USED_BYTES), gpu.get(GpuField.MEMORY_TOTAL_BYTES))
+        temp = finite(gpu.get(GpuField.TEMPERATURE_CELSIUS))
+        lost = gpu.get(GpuField.STATUS) == GPU_LOST
         cells[g] = Cell(level="lost" if lost else util_level(util),
                         pct=fmt.fill(100 * used) if used is not None else None)
         cells[g + ".u"] = Cell("LOST" if lost else fmt.percent(util))

@@ -4,7 +4,6 @@ empty panel is never a mystery."""
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -12,6 +11,8 @@ from typing import Any, NamedTuple
 from nicegui import ui
 
 from monitor.config import Config
+from monitor.model.documents import GpuField, JoinField
+from monitor.model.numbers import finite
 from monitor.model.run_gpus import runs_with_gpu_readings
 from monitor.model.store import Store
 from monitor.wall import format as fmt
@@ -82,8 +83,8 @@ class RunTrace:
         xs, raws, emas = [], [], []
         w = EMA_WEIGHT
         for step, _t, value in points:
-            v = float(value)
-            if not math.isfinite(v):
+            v = finite(value)
+            if v is None:
                 continue
             self.ema = self.ema * w + (1 - w) * v
             self.n += 1
@@ -106,7 +107,7 @@ def shown_runs(summaries: list[dict[str, Any]], now: float) -> list[dict[str, An
     shown = []
     for s in summaries:
         ended = s.get("status") not in ACTIVE
-        updated = fmt.number(s.get("updated")) or 0.0
+        updated = finite(s.get("updated")) or 0.0
         if ended and now - updated > ENDED_SHOWN_S:
             continue
         shown.append(s)
@@ -168,21 +169,8 @@ class RunFeed:
         return trace.gen if trace else 0
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None or seconds < 0:
-        return ""
-    s = int(seconds)
-    if s >= 86400:
-        return f"{s // 86400}d {s % 86400 // 3600}h"
-    if s >= 3600:
-        return f"{s // 3600}h {s % 3600 // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m {s % 60:02d}s"
-    return f"{s}s"
-
-
 def metric_value(v: Any) -> str:
-    n = fmt.number(v)
+    n = finite(v)
     return fmt.NA if n is None else f"{n:.4g}"
 
 
@@ -204,13 +192,14 @@ def run_cells(runs: list[dict[str, Any]], traces: dict[str, RunTrace], now: floa
         # with the prometheus source the panel lists every host's runs: say whose
         cells[k + ".name"] = Cell(f"{fmt.text(s['host'])} · {name}" if s.get("host") else name)
         cells[k + ".status"] = Cell(status.upper(), level=STATUS_LEVEL.get(status, ""))
-        step, total = fmt.number(s.get("step")), fmt.number(s.get("total_steps"))
+        step, total = finite(s.get("step")), finite(s.get("total_steps"))
         step_text = fmt.NA if step is None else f"step {step:.0f}"
         if step is not None and total:
             step_text += f" / {total:.0f}"
         cells[k + ".step"] = Cell(step_text)
-        rate = fmt.number(s.get("rate_steps_per_s"))
-        eta = _duration(fmt.number(s.get("eta_s"))) if status in ACTIVE else ""
+        rate = finite(s.get("rate_steps_per_s"))
+        eta_s = finite(s.get("eta_s"))
+        eta = fmt.duration(eta_s) if status in ACTIVE and eta_s is not None and eta_s >= 0 else ""
         extra = [f"{rate:.3g} steps/s" if rate is not None else ""]
         if eta:
             extra.append(f"ETA {eta}")
@@ -221,12 +210,12 @@ def run_cells(runs: list[dict[str, Any]], traces: dict[str, RunTrace], now: floa
         cells[k + ".metric"] = Cell(f"{fmt.text(metric)} {metric_value(latest)}" if metric else "no metric yet")
         gpus = []
         for g in s.get("gpus") or []:
-            util = fmt.number(g.get("utilization_gpu_percent"))
-            gpus.append(f"GPU {fmt.text(g.get('gpu'), '?')}: {util:.0f}%" if util is not None
-                        else f"GPU {fmt.text(g.get('gpu'), '?')}")
+            util = finite(g.get(GpuField.UTILIZATION_GPU_PERCENT))
+            gpus.append(f"GPU {fmt.text(g.get(JoinField.GPU), '?')}: {util:.0f}%" if util is not None
+                        else f"GPU {fmt.text(g.get(JoinField.GPU), '?')}")
         cells[k + ".gpus"] = Cell(" · ".join(gpus[:4]) + (f" +{len(gpus) - 4}" if len(gpus) > 4 else ""),
                                   level="" if gpus else "off")
-        bad = int(fmt.number(s.get("bad_lines")) or 0)  # broken lines are counted and shown, never dropped silently
+        bad = int(finite(s.get("bad_lines")) or 0)  # broken lines are counted and shown, never dropped silently
         cells[k + ".bad"] = Cell(f"⚠ {bad} bad line{'s' if bad != 1 else ''}", level="warn" if bad else "off")
     return cells
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-BG = "#0a0e14"
 GRID = "rgba(148, 163, 184, 0.10)"
 UTIL = "#3fb950"
 MEM = "#b083f0"

@@ -13,13 +13,14 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from monitor.alerts.engine import STATE_SOURCE, sort_active
+from monitor.alerts.engine import sort_active
+from monitor.model.documents import Source
 from monitor.model.store import Store
 from monitor.web.api import json_safe
 
 
 def alerts_view(store: Store) -> dict[str, Any]:
-    found = store.state(STATE_SOURCE)
+    found = store.state(Source.ALERTS)
     now = time.time()
     if found is None:  # alerts disabled, or the engine has not ticked yet
         return {

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
 from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
 
+from monitor.model.documents import GpuDocumentField, Source
+from monitor.model.numbers import finite
 from monitor.model.run_gpus import gpus_with_runs, join_document
 from monitor.model.store import Store
 from monitor.web.http_guard import MAX_CURSOR
@@ -17,7 +18,7 @@ from monitor.web.http_guard import MAX_CURSOR
 def json_safe(value: Any) -> Any:
     """Replace NaN and infinities (which JSON cannot carry) with null, recursively."""
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return finite(value)
     if isinstance(value, dict):
         return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -45,17 +46,17 @@ def health(store: Store) -> dict[str, Any]:
 
 def snapshot(store: Store) -> dict[str, Any]:
     """The current value of every field: what the wall shows, as JSON."""
-    gpu_state = store.state("gpu")
-    system_state = store.state("system")
+    gpu_state = store.state(Source.GPU)
+    system_state = store.state(Source.HOST)
     gpu_doc: dict[str, Any] = gpu_state[1] if gpu_state else {}
     remote = store.remote.view()
     return json_safe(
         {
             "host": store.host,
             "time": time.time(),
-            "simulated": bool(gpu_doc.get("simulated", False)),
-            "gpu_source": {k: v for k, v in gpu_doc.items() if k != "gpus"} or None,
-            "gpus": gpus_with_runs(gpu_doc.get("gpus", []), join_document(store)),
+            "simulated": bool(gpu_doc.get(GpuDocumentField.SIMULATED, False)),
+            "gpu_source": {k: v for k, v in gpu_doc.items() if k != GpuDocumentField.GPUS} or None,
+            "gpus": gpus_with_runs(gpu_doc.get(GpuDocumentField.GPUS, []), join_document(store)),
             "gpus_time": gpu_state[0] if gpu_state else None,
             "system": system_state[1] if system_state else None,
             "system_time": system_state[0] if system_state else None,

@@ -7,8 +7,6 @@ A value that is unknown (None, NaN, unsupported) leaves its series out; it is ne
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Iterator
 from importlib import metadata
 from typing import Any
@@ -21,6 +19,8 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
 from monitor.model import metric_names as m
+from monitor.model.documents import GPU_OK, DiskField, GpuField, HostField, ProcessField, Source, gpu_readings, latest
+from monitor.model.numbers import finite
 from monitor.model.run_gpus import gpus_with_runs, join_document
 from monitor.model.store import Store
 
@@ -32,14 +32,6 @@ def labwall_version() -> str:
         return "unknown"
 
 
-def _number(value: Any, scale: float = 1.0) -> float | None:
-    """A finite float, or None for anything that is not one (None, bool, text, NaN, infinity)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return None
-    number = float(value) * scale
-    return number if math.isfinite(number) else None
-
-
 class Families:
     """The metric families of one scrape, created on first use, every series labelled with the host."""
 
@@ -48,7 +40,7 @@ class Families:
         self._families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
 
     def add(self, metric: m.MetricName, value: Any, *labels: Any, scale: float = 1.0) -> None:
-        number = _number(value, scale)
+        number = finite(value, scale)
         if number is None:
             return
         family = self._families.get(metric.name)
@@ -63,35 +55,33 @@ class Families:
 
 
 def add_gpus(families: Families, store: Store) -> None:
-    state = store.state("gpu")
-    document: dict[str, Any] = state[1] if state and isinstance(state[1], dict) else {}
-    for gpu in gpus_with_runs(document.get("gpus") or [], join_document(store)):
-        index, uuid = gpu.get("index"), gpu.get("uuid") or ""
-        families.add(m.GPU_INFO, 1, index, uuid, gpu.get("name") or "unknown")
-        families.add(m.GPU_UP, 1 if gpu.get("status") == "ok" else 0, index, uuid)
-        families.add(m.GPU_UTILIZATION, gpu.get("utilization_gpu_percent"), index, uuid, scale=0.01)
-        families.add(m.GPU_MEMORY_USED, gpu.get("memory_used_bytes"), index, uuid)
-        families.add(m.GPU_MEMORY_TOTAL, gpu.get("memory_total_bytes"), index, uuid)
-        families.add(m.GPU_TEMPERATURE, gpu.get("temperature_celsius"), index, uuid)
-        families.add(m.GPU_POWER, gpu.get("power_draw_watts"), index, uuid)
-        families.add(m.GPU_POWER_LIMIT, gpu.get("power_limit_watts"), index, uuid)
-        for process in gpu.get("processes") or []:
-            families.add(m.GPU_PROCESS_MEMORY, process.get("gpu_memory_bytes"), index, uuid,
-                         process.get("pid"), process.get("user"), process.get("run_id"))
+    for gpu in gpus_with_runs(gpu_readings(store), join_document(store)):
+        index, uuid = gpu.get(GpuField.INDEX), gpu.get(GpuField.UUID) or ""
+        families.add(m.GPU_INFO, 1, index, uuid, gpu.get(GpuField.NAME) or "unknown")
+        families.add(m.GPU_UP, 1 if gpu.get(GpuField.STATUS) == GPU_OK else 0, index, uuid)
+        families.add(m.GPU_UTILIZATION, gpu.get(GpuField.UTILIZATION_GPU_PERCENT), index, uuid, scale=0.01)
+        families.add(m.GPU_MEMORY_USED, gpu.get(GpuField.MEMORY_USED_BYTES), index, uuid)
+        families.add(m.GPU_MEMORY_TOTAL, gpu.get(GpuField.MEMORY_TOTAL_BYTES), index, uuid)
+        families.add(m.GPU_TEMPERATURE, gpu.get(GpuField.TEMPERATURE_CELSIUS), index, uuid)
+        families.add(m.GPU_POWER, gpu.get(GpuField.POWER_DRAW_WATTS), index, uuid)
+        families.add(m.GPU_POWER_LIMIT, gpu.get(GpuField.POWER_LIMIT_WATTS), index, uuid)
+        for process in gpu.get(GpuField.PROCESSES) or []:
+            memory = process.get(ProcessField.GPU_MEMORY_BYTES)
+            pid, user, run_id = (process.get(k) for k in (ProcessField.PID, ProcessField.USER, ProcessField.RUN_ID))
+            families.add(m.GPU_PROCESS_MEMORY, memory, index, uuid, pid, user, run_id)
 
 
 def add_host(families: Families, store: Store) -> None:
-    state = store.state("system")
-    system: dict[str, Any] = state[1] if state and isinstance(state[1], dict) else {}
+    system: dict[str, Any] = latest(store, Source.HOST)
     if not system:
         return
-    families.add(m.HOST_CPU, system.get("cpu_percent"), scale=0.01)
-    families.add(m.HOST_MEMORY_USED, system.get("memory_used_bytes"))
-    families.add(m.HOST_MEMORY_TOTAL, system.get("memory_total_bytes"))
-    load = system.get("load_average") or []
+    families.add(m.HOST_CPU, system.get(HostField.CPU_PERCENT), scale=0.01)
+    families.add(m.HOST_MEMORY_USED, system.get(HostField.MEMORY_USED_BYTES))
+    families.add(m.HOST_MEMORY_TOTAL, system.get(HostField.MEMORY_TOTAL_BYTES))
+    load = system.get(HostField.LOAD_AVERAGE) or []
     families.add(m.HOST_LOAD1, load[0] if load else None)
-    for disk in system.get("disks") or []:
-        families.add(m.HOST_DISK_USED, disk.get("used_ratio"), disk.get("path"))
+    for disk in system.get(HostField.DISKS) or []:
+        families.add(m.HOST_DISK_USED, disk.get(DiskField.USED_RATIO), disk.get(DiskField.PATH))
     # The host collector publishes rates, not the raw byte counters: the network counters are left out.
 
 

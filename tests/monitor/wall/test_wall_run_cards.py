@@ -39,7 +39,7 @@ def test_card_cells_and_faded_states() -> None:
     cells = run_cells(runs, {"a": trace}, 0.0)
     assert cells["r0.name"].text == "<b>llama</b>"  # shown as text by a label
     assert cells["r0.step"].text == "step 1200 / 5000"
-    assert cells["r0.rate"].text == "2.5 steps/s · ETA 25m 20s"
+    assert cells["r0.rate"].text == "2.5 steps/s · ETA 25 min 20 s"
     assert cells["r0.metric"].text == "loss 1.83"
     assert cells["r0.gpus"].text == "GPU 0: 87%"
     assert cells["r1"].level == "r-deleted" and cells["r1.gpus"].level == "off"
