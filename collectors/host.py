@@ -6,7 +6,6 @@ in the kernel for minutes, and one dead NFS server must not stall the CPU and me
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -17,6 +16,8 @@ import psutil
 
 from collectors.base import Collector
 from collectors.registry import CollectorSpec
+from monitor.model.documents import Source
+from monitor.model.numbers import finite
 from monitor.model.settings import CollectorContext, PositiveSeconds, Section
 from monitor.model.store import Store
 
@@ -30,14 +31,6 @@ VIRTUAL_INTERFACE_PREFIXES = (
 CPU_SENSOR_CHIPS = frozenset(
     {"coretemp", "k10temp", "zenpower", "x86_pkg_temp", "cpu_thermal", "cpu-thermal", "soc_thermal"}
 )
-
-
-def _finite(value: float | None) -> float | None:
-    """The value as a plain float, or None when it is missing, NaN or infinite (keeps documents JSON-safe)."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 class CounterRate:
@@ -111,7 +104,7 @@ def read_temperatures() -> dict[str, float] | None:
     found: dict[str, float] = {}
     for chip, readings in (chips or {}).items():
         for index, reading in enumerate(readings):
-            celsius = _finite(getattr(reading, "current", None))
+            celsius = finite(getattr(reading, "current", None))
             if celsius is None:
                 continue
             base = f"{chip}/{reading.label or f'temp{index + 1}'}"
@@ -282,7 +275,7 @@ class HostCollector(Collector):
         psutil.cpu_percent(percpu=True, interval=None)
 
     def collect(self, now: float) -> None:
-        per_core = [_finite(p) or 0.0 for p in psutil.cpu_percent(percpu=True, interval=None)]
+        per_core = [finite(p) or 0.0 for p in psutil.cpu_percent(percpu=True, interval=None)]
         cpu_percent = sum(per_core) / len(per_core) if per_core else 0.0
         load = [float(x) for x in psutil.getloadavg()]
         memory = psutil.virtual_memory()
@@ -314,7 +307,7 @@ class HostCollector(Collector):
         b.add("host_memory_total_bytes", memory.total)
         b.add("host_memory_percent", memory_percent)
         b.add("host_swap_used_bytes", swap.used)
-        b.add("host_swap_percent", _finite(swap.percent))
+        b.add("host_swap_percent", finite(swap.percent))
         b.add("host_disk_read_bytes_per_second", disk_read)
         b.add("host_disk_write_bytes_per_second", disk_write)
         b.add("host_net_rx_bytes_per_second", net_rx)
@@ -326,7 +319,7 @@ class HostCollector(Collector):
         self.push(b)
 
         self.store.set_state(
-            "system",
+            Source.HOST,
             {
                 "cpu_percent": cpu_percent,
                 "cpu_per_core_percent": per_core,
@@ -338,7 +331,7 @@ class HostCollector(Collector):
                 "memory_percent": memory_percent,
                 "swap_total_bytes": int(swap.total),
                 "swap_used_bytes": int(swap.used),
-                "swap_percent": _finite(swap.percent) or 0.0,
+                "swap_percent": finite(swap.percent) or 0.0,
                 "disk_read_bytes_per_second": disk_read,
                 "disk_write_bytes_per_second": disk_write,
                 "net_rx_bytes_per_second": net_rx,

@@ -21,10 +21,11 @@ from collectors.base import Collector, SourceUnavailable
 from collectors.gpu.backend import BackendGone, BackendUnavailable, DeviceFault, GpuBackend, GpuDevice
 from collectors.gpu.processes import ProcessLookup
 from collectors.gpu.xid import KEPT_PER_GPU, xid_meaning, xid_text
+from monitor.model.documents import Source
 from monitor.model.samples import SampleBatch
 from monitor.model.store import Store
 
-STATE_SOURCE = "gpu"
+STATE_SOURCE = Source.GPU
 
 # state-document field → series name
 SERIES: tuple[tuple[str, str], ...] = (

@@ -7,11 +7,12 @@ errors that mean the device or the whole library is gone are raised for the coll
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pynvml
+
+from monitor.model.numbers import finite
 
 T = TypeVar("T")
 
@@ -92,17 +93,6 @@ def describe_init_error(exc: BaseException) -> str:
     if code == pynvml.NVML_ERROR_NO_PERMISSION:
         return "no permission to use the NVIDIA driver"
     return f"NVML initialisation failed: {error_text(exc)}"
-
-
-def finite(value: Any, scale: float = 1.0) -> float | None:
-    """A JSON-safe float, or None for missing, non-numeric, NaN or infinite values."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value) * scale
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def whole(value: Any) -> int | None:
