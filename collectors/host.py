@@ -16,7 +16,7 @@ import psutil
 
 from collectors.base import Collector
 from collectors.registry import CollectorSpec
-from monitor.model.documents import Source
+from monitor.model.documents import HostField, Source
 from monitor.model.numbers import finite
 from monitor.model.settings import CollectorContext, PositiveSeconds, Section
 from monitor.model.store import Store
@@ -321,26 +321,26 @@ class HostCollector(Collector):
         self.store.set_state(
             Source.HOST,
             {
-                "cpu_percent": cpu_percent,
-                "cpu_per_core_percent": per_core,
-                "cpu_count": psutil.cpu_count() or len(per_core),
-                "load_average": load,
-                "memory_total_bytes": int(memory.total),
-                "memory_used_bytes": int(memory_used),
-                "memory_available_bytes": int(memory.available),
-                "memory_percent": memory_percent,
-                "swap_total_bytes": int(swap.total),
-                "swap_used_bytes": int(swap.used),
-                "swap_percent": finite(swap.percent) or 0.0,
-                "disk_read_bytes_per_second": disk_read,
-                "disk_write_bytes_per_second": disk_write,
-                "net_rx_bytes_per_second": net_rx,
-                "net_tx_bytes_per_second": net_tx,
-                "temperatures": temperatures,
-                "cpu_temperature_celsius": cpu_temperature(temperatures),
-                "disks": disks,
-                "uptime_s": max(0.0, now - boot_time),
-                "boot_time": boot_time,
+                HostField.CPU_PERCENT: cpu_percent,
+                HostField.CPU_PER_CORE_PERCENT: per_core,
+                HostField.CPU_COUNT: psutil.cpu_count() or len(per_core),
+                HostField.LOAD_AVERAGE: load,
+                HostField.MEMORY_TOTAL_BYTES: int(memory.total),
+                HostField.MEMORY_USED_BYTES: int(memory_used),
+                HostField.MEMORY_AVAILABLE_BYTES: int(memory.available),
+                HostField.MEMORY_PERCENT: memory_percent,
+                HostField.SWAP_TOTAL_BYTES: int(swap.total),
+                HostField.SWAP_USED_BYTES: int(swap.used),
+                HostField.SWAP_PERCENT: finite(swap.percent) or 0.0,
+                HostField.DISK_READ_BYTES_PER_SECOND: disk_read,
+                HostField.DISK_WRITE_BYTES_PER_SECOND: disk_write,
+                HostField.NET_RX_BYTES_PER_SECOND: net_rx,
+                HostField.NET_TX_BYTES_PER_SECOND: net_tx,
+                HostField.TEMPERATURES: temperatures,
+                HostField.CPU_TEMPERATURE_CELSIUS: cpu_temperature(temperatures),
+                HostField.DISKS: disks,
+                HostField.UPTIME_S: max(0.0, now - boot_time),
+                HostField.BOOT_TIME: boot_time,
             },
             now,
         )

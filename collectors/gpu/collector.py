@@ -21,7 +21,7 @@ from collectors.base import Collector, SourceUnavailable
 from collectors.gpu.backend import BackendGone, BackendUnavailable, DeviceFault, GpuBackend, GpuDevice
 from collectors.gpu.processes import ProcessLookup
 from collectors.gpu.xid import KEPT_PER_GPU, xid_meaning, xid_text
-from monitor.model.documents import Source
+from monitor.model.documents import GpuDocumentField, GpuField, ProcessField, Source
 from monitor.model.samples import SampleBatch
 from monitor.model.store import Store
 
@@ -29,26 +29,26 @@ STATE_SOURCE = Source.GPU
 
 # state-document field → series name
 SERIES: tuple[tuple[str, str], ...] = (
-    ("utilization_gpu_percent", "gpu_utilization_percent"),
-    ("utilization_memory_percent", "gpu_memory_utilization_percent"),
-    ("memory_used_bytes", "gpu_memory_used_bytes"),
-    ("memory_total_bytes", "gpu_memory_total_bytes"),
-    ("temperature_celsius", "gpu_temperature_celsius"),
-    ("power_draw_watts", "gpu_power_watts"),
-    ("power_limit_watts", "gpu_power_limit_watts"),
-    ("fan_percent", "gpu_fan_percent"),
+    (GpuField.UTILIZATION_GPU_PERCENT, "gpu_utilization_percent"),
+    (GpuField.UTILIZATION_MEMORY_PERCENT, "gpu_memory_utilization_percent"),
+    (GpuField.MEMORY_USED_BYTES, "gpu_memory_used_bytes"),
+    (GpuField.MEMORY_TOTAL_BYTES, "gpu_memory_total_bytes"),
+    (GpuField.TEMPERATURE_CELSIUS, "gpu_temperature_celsius"),
+    (GpuField.POWER_DRAW_WATTS, "gpu_power_watts"),
+    (GpuField.POWER_LIMIT_WATTS, "gpu_power_limit_watts"),
+    (GpuField.FAN_PERCENT, "gpu_fan_percent"),
 )
 CLOCK_SERIES = (
-    ("clock_sm_mhz", "gpu_clock_sm_mhz"),
-    ("clock_memory_mhz", "gpu_clock_memory_mhz"),
+    (GpuField.CLOCK_SM_MHZ, "gpu_clock_sm_mhz"),
+    (GpuField.CLOCK_MEMORY_MHZ, "gpu_clock_memory_mhz"),
 )
 PCIE_SERIES = (
-    ("pcie_rx_bytes_per_second", "gpu_pcie_rx_bytes_per_second"),
-    ("pcie_tx_bytes_per_second", "gpu_pcie_tx_bytes_per_second"),
+    (GpuField.PCIE_RX_BYTES_PER_SECOND, "gpu_pcie_rx_bytes_per_second"),
+    (GpuField.PCIE_TX_BYTES_PER_SECOND, "gpu_pcie_tx_bytes_per_second"),
 )
 ECC_SERIES = (
-    ("ecc_errors_corrected", "gpu_ecc_errors_corrected_total"),
-    ("ecc_errors_uncorrected", "gpu_ecc_errors_uncorrected_total"),
+    (GpuField.ECC_ERRORS_CORRECTED, "gpu_ecc_errors_corrected_total"),
+    (GpuField.ECC_ERRORS_UNCORRECTED, "gpu_ecc_errors_uncorrected_total"),
 )
 READING_FIELDS = (
     *(f for f, _ in SERIES),
@@ -234,12 +234,12 @@ class GpuCollector(Collector):
     def _process(self, pid: int, memory: int | None, sm: float | None, kind: str) -> dict[str, Any]:
         info = self.processes.lookup(pid)
         return {
-            "pid": pid,
-            "user": info.user,
-            "command": info.command,
-            "gpu_memory_bytes": memory,
-            "sm_percent": sm,
-            "type": kind,
+            ProcessField.PID: pid,
+            ProcessField.USER: info.user,
+            ProcessField.COMMAND: info.command,
+            ProcessField.GPU_MEMORY_BYTES: memory,
+            ProcessField.SM_PERCENT: sm,
+            ProcessField.TYPE: kind,
         }
 
     # -- lost and found ----------------------------------------------------------------------------
@@ -281,26 +281,26 @@ class GpuCollector(Collector):
     ) -> dict[str, Any]:
         lost = device.lost_reason is not None
         entry: dict[str, Any] = {
-            "index": device.index,
-            "uuid": device.static.get("uuid") or "",
-            "name": device.static.get("name") or "unknown",
-            "status": "lost" if lost else "ok",
+            GpuField.INDEX: device.index,
+            GpuField.UUID: device.static.get("uuid") or "",
+            GpuField.NAME: device.static.get("name") or "unknown",
+            GpuField.STATUS: "lost" if lost else "ok",
         }
         for key in READING_FIELDS:
             entry[key] = None if values is None else values.get(key)
-        processes.sort(key=lambda p: (-(p["gpu_memory_bytes"] or 0), p["pid"]))
-        entry["processes"] = processes
-        entry["lost_reason"] = device.lost_reason
-        entry["xid_errors"] = list(device.xids)
+        processes.sort(key=lambda p: (-(p[ProcessField.GPU_MEMORY_BYTES] or 0), p[ProcessField.PID]))
+        entry[GpuField.PROCESSES] = processes
+        entry[GpuField.LOST_REASON] = device.lost_reason
+        entry[GpuField.XID_ERRORS] = list(device.xids)
         return entry
 
     def _document(self, state: str, reason: str | None, gpus: list[dict[str, Any]]) -> dict[str, Any]:
         return {
-            "backend": self.backend.name,
-            "simulated": self.backend.simulated,
-            "state": state,
-            "reason": reason,
+            GpuDocumentField.BACKEND: self.backend.name,
+            GpuDocumentField.SIMULATED: self.backend.simulated,
+            GpuDocumentField.STATE: state,
+            GpuDocumentField.REASON: reason,
             **self._versions,
-            "gpus": gpus,
+            GpuDocumentField.GPUS: gpus,
         }
 
