@@ -45,7 +45,6 @@ class CollectorHealth:
         self.error_count = 0
         self.consecutive_errors = 0
         self.last_sample: float | None = None
-        self.last_error_time: float | None = None
         self.busy_since: float | None = None
         self.detail: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -66,7 +65,6 @@ class CollectorHealth:
             self.state = state
             self.error = reason
             self.busy_since = None
-            self.last_error_time = now
             if state == "error":
                 self.error_count += 1
                 self.consecutive_errors += 1

@@ -212,10 +212,6 @@ class _AppConfig(Section):
             )
         return self
 
-    def raw_capacity(self, interval_s: float) -> int:
-        """Points a series sampled every `interval_s` needs to cover the history window."""
-        return max(2, math.ceil(self.history.window_s / interval_s) + 1)
-
 
 # The app's sections after the collectors' (config key -> section model, in config.yaml's order).
 APP_SECTIONS: dict[str, type[Section]] = {

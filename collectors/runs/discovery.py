@@ -124,7 +124,6 @@ class DiscoveryWalk:
         self.layouts: dict[str, RunLayout] = {}
         self.problems: dict[str, str] = {}
         self.missing_roots: list[str] = []
-        self.dirs_seen = 0
         self.visited: set[str] = set()  # directories classified by this walk
         self.sniffed_files: set[str] = set()  # files sniffed (the sniff cache keeps only these)
         self._visited_ids: set[tuple[int, int]] = set()
@@ -181,7 +180,6 @@ class DiscoveryWalk:
         except OSError as exc:
             self.problems[path] = f"cannot be listed ({exc.strerror or exc}): skipped"
             return
-        self.dirs_seen += 1
         files: dict[str, str] = {}
         dirs: dict[str, str] = {}
         for entry in entries:
