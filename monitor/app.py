@@ -9,6 +9,7 @@ from collectors.base import Collector, CollectorThread, HangWatch
 from collectors.registry import build_collectors
 from monitor.config import Config
 from monitor.model.store import Store
+from monitor.usage.accountant import build_accountant
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,12 @@ class Monitor:
             day_tier=config.history.day_tier,
             event_capacity=config.events.capacity,
         )
-        self.collectors = build_collectors(config, self.store) if collectors is None else collectors
+        if collectors is None:
+            collectors = build_collectors(config, self.store)
+            accountant = build_accountant(config, self.store)  # GPU-hours per user and run (monitor/usage)
+            if accountant is not None:
+                collectors.append(accountant)
+        self.collectors = collectors
         self.threads = [CollectorThread(c) for c in self.collectors]
         self.hang_watch = HangWatch(self.threads)
         self.started = False

@@ -19,6 +19,7 @@ from monitor.web.api import register_api
 from monitor.web.http_guard import install_request_guard
 from monitor.web.metrics import register_metrics
 from monitor.web.runs_api import register_runs_api
+from monitor.web.usage_api import register_usage_api
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ def serve(config: Config, demo_runs: Path | None = None) -> None:
     register_api(app, monitor.store)
     register_alerts_api(app, monitor.store)
     register_runs_api(app, monitor.store)
+    register_usage_api(app, monitor.store)
     register_metrics(app, monitor.store)
     if demo_runs is not None:
         run_demo_trainer(demo_runs)
