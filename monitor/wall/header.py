@@ -9,6 +9,7 @@ from nicegui import ui
 from monitor.config import Config
 from monitor.wall import format as fmt
 from monitor.wall.cells import Cell, CellView
+from monitor.wall.usage_strip import build_strip
 
 BUSY_UTIL_PERCENT = 10.0
 
@@ -74,6 +75,7 @@ def build_header(view: CellView, config: Config) -> None:
             ui.label(config.wall.title).classes("title")
             ui.label(config.host_label).classes("host")
         view.label("hdr.sim", "badge sim")
+        build_strip(view)
         with view.bind("hdr.kpis", ui.element("div").classes("kpis")):
             _kpi(view, "hdr.busy", "GPUs busy")
             _kpi(view, "hdr.util", "avg GPU util")
