@@ -94,6 +94,12 @@ class UsageLedger:
         with self._lock:
             return len(self._rows) + len(self._pending)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the record columns (the key table and pending rows not counted)."""
+        with self._lock:
+            return int(self._rows.nbytes)
+
     def add(self, records: Iterable[UsageRecord]) -> None:
         with self._lock:
             for record in records:
