@@ -31,7 +31,7 @@ def hours_text(hours: float) -> str:
 
 
 def idle_text(share: float) -> str:
-    return f"{math.floor(100 * share + 0.5):.0f} % idle"
+    return f"{math.floor(100 * share + 0.5):.0f} %"  # the strip's title says "idle share"
 
 
 def idle_share(row: dict[str, Any]) -> float:

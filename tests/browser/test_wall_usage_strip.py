@@ -62,7 +62,7 @@ def test_the_strip_shows_the_top_users_of_api_usage_and_marks_the_idle_holder(
         shown = wait_for(same, timeout=30, interval=0.5, what="the strip showing /api/usage's numbers")
         assert len(shown) >= 2
         carol = [s for s in shown if s["name"] == "carol"]
-        assert carol and carol[0]["marked"] and carol[0]["idle"] == "100 % idle"
+        assert carol and carol[0]["marked"] and carol[0]["idle"] == "100 %"
         assert not any(s["marked"] for s in shown if s["name"] in ("alice", "dave", "frank"))
         layout = page.evaluate(LAYOUT_JS)
         assert layout["scrollW"] <= layout["vw"] and layout["scrollH"] <= layout["vh"], layout
