@@ -1,7 +1,8 @@
 """The process-wide model: one store and its collector threads, started once per process.
 
 The one place that wires the sources to the store: every declared collector (collectors/registry.py)
-with its config section, then the alert engine, last because it only reads what the others write.
+with its config section, the GPU usage accountant, then the alert engine, last because it only reads
+what the others write.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from monitor.alerts.engine import build_alert_engine
 from monitor.config import Config
 from monitor.model.settings import CollectorContext
 from monitor.model.store import Store
+from monitor.usage.accountant import build_accountant
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,9 @@ def build_collectors(config: Config, store: Store) -> list[Collector]:
     """The collectors the configuration turns on, the alert engine last."""
     sections = {spec.name: getattr(config, spec.name) for spec in declared_specs()}
     collectors = build_declared(sections, collector_context(config, store))
+    accountant = build_accountant(config, store)  # GPU-hours per user and run (monitor/usage)
+    if accountant is not None:
+        collectors.append(accountant)
     alerts = build_alert_engine(config, store)
     if alerts is not None:  # last: it only reads what the others write
         collectors.append(alerts)

@@ -79,6 +79,21 @@ COLLECTOR_LAST_SUCCESS = MetricName(
     ("collector",),
 )
 
+GPU_USER_SECONDS = MetricName(
+    "labwall_gpu_user_seconds_total",
+    "GPU-seconds allocated to the user's processes, split by GPU memory share (closed minutes since start)",
+    ("user",), "counter",
+)
+GPU_USER_IDLE_SECONDS = MetricName(
+    "labwall_gpu_user_idle_seconds_total",
+    "The part of labwall_gpu_user_seconds_total while the GPU's utilization was below the idle threshold",
+    ("user",), "counter",
+)
+GPU_USER_ENERGY = MetricName(
+    "labwall_gpu_user_energy_joules_total", "GPU energy (power x time) split like labwall_gpu_user_seconds_total",
+    ("user",), "counter",
+)
+
 ALL: tuple[MetricName, ...] = (
     INFO,
     GPU_INFO, GPU_UP, GPU_UTILIZATION, GPU_MEMORY_USED, GPU_MEMORY_TOTAL, GPU_TEMPERATURE, GPU_POWER,
@@ -87,4 +102,5 @@ ALL: tuple[MetricName, ...] = (
     HOST_NETWORK_TRANSMIT,
     RUN_INFO, RUN_STEP, RUN_STATUS, RUN_METRIC, RUN_LAST_UPDATE, RUN_BAD_LINES,
     COLLECTOR_UP, COLLECTOR_LAST_SUCCESS,
+    GPU_USER_SECONDS, GPU_USER_IDLE_SECONDS, GPU_USER_ENERGY,
 )

@@ -24,6 +24,7 @@ from monitor.wall.cells import Cell
 from monitor.wall.charts import ChartPoints, ChartWindow, Refs
 from monitor.wall.event_feed import EventLine, event_line
 from monitor.wall.runs_panel import RunFeed, RunPoints
+from monitor.wall.usage_strip import UsageStrip
 
 FRAMES_KEPT = 8
 # A page that lands within this fraction of an interval after a frame uses that frame.
@@ -93,6 +94,7 @@ class WallFeed:
         self.frames_made = 0
         self.tick_stats = TickStats()
         self.runs = RunFeed(store)
+        self.usage = UsageStrip(store.usage)  # the header's GPU-hours strip
         self.multi = config.prometheus.url is not None  # the multi-host overview (prometheus source)
         self._hosts_cache: tuple[Any, dict[str, Cell]] = (None, {})
 
@@ -145,6 +147,7 @@ class WallFeed:
         joins = gpu_tiles.join_texts(join_document(store), summaries, self.runs.latest())
         cells.update(gpu_tiles.gpu_cells(gpu_doc, config, joins))
         cells.update(host_panel.host_cells(system_doc, config))
+        cells.update(self.usage.cells(now))
 
         mode = gpu_tiles.gpu_mode(gpu_doc, config)
         hosts = None

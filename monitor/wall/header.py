@@ -11,6 +11,7 @@ from monitor.model.documents import GPU_OK, GPU_UNAVAILABLE, GpuDocumentField, G
 from monitor.model.numbers import finite
 from monitor.wall import format as fmt
 from monitor.wall.cells import Cell, CellView
+from monitor.wall.usage_strip import build_strip
 
 BUSY_UTIL_PERCENT = 10.0
 
@@ -76,6 +77,7 @@ def build_header(view: CellView, config: Config) -> None:
             ui.label(config.wall.title).classes("title")
             ui.label(config.host_label).classes("host")
         view.label("hdr.sim", "badge sim")
+        build_strip(view)
         with view.bind("hdr.kpis", ui.element("div").classes("kpis")):
             _kpi(view, "hdr.busy", "GPUs busy")
             _kpi(view, "hdr.util", "avg GPU util")

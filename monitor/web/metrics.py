@@ -103,6 +103,15 @@ def add_collectors(families: Families, store: Store) -> None:
         families.add(m.COLLECTOR_LAST_SUCCESS, health.get("last_sample"), name)
 
 
+def add_usage(families: Families, store: Store) -> None:
+    """Per-user GPU usage counters: sums of the usage records closed since this process started
+    (store.usage.user_totals), so they only grow; a restart resets them, as Prometheus expects."""
+    for user, totals in sorted(store.usage.user_totals().items()):
+        families.add(m.GPU_USER_SECONDS, totals.gpu_s, user)
+        families.add(m.GPU_USER_IDLE_SECONDS, totals.idle_s, user)
+        families.add(m.GPU_USER_ENERGY, totals.energy_j, user)
+
+
 class StoreExporter(Collector):
     """prometheus-client calls `collect` on every scrape; it reads the store's latest values only."""
 
@@ -117,6 +126,7 @@ class StoreExporter(Collector):
         add_host(families, self.store)
         add_runs(families, self.store)
         add_collectors(families, self.store)
+        add_usage(families, self.store)
         return iter(families)
 
 

@@ -20,6 +20,7 @@ from monitor.web.api import health, register_api
 from monitor.web.http_guard import install_request_guard
 from monitor.web.metrics import register_metrics
 from monitor.web.runs_api import register_runs_api
+from monitor.web.usage_api import register_usage_api
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ def serve(config: Config, demo_lab: DemoLab | None = None) -> None:
     register_api(app, monitor.store)
     register_alerts_api(app, monitor.store)
     register_runs_api(app, monitor.store)
+    register_usage_api(app, monitor.store)
     register_metrics(app, monitor.store)
     if demo_lab is not None:
         app.on_shutdown(lambda: stop_demo_lab(demo_lab))

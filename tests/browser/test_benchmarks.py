@@ -21,6 +21,7 @@ EXPECTED = {
     "viewers.py": ["0 viewers", "1 light viewer", "5 light viewers", "5 light + 1 Chromium",
                    "server CPU per extra viewer:", "worst tick over all steps:"],
     "multihost.py": ["wall server CPU:", "wall server RSS:", "worst tick delay", "Prometheus queries per refresh:"],
+    "usage_bench.py": ["/api/usage?by=user: p50", "accountant CPU per tick, 8 GPUs:"],
 }
 # What the side-by-side and soak benchmarks must print; the lines with values assert behaviour
 # (both pages stayed live, no viewer failed, every NiceGUI client was dropped), not timing.

@@ -1,0 +1,1 @@
+"""GPU usage accounting: who held which GPU, split by memory, idle or busy, with how much energy."""
