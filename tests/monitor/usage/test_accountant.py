@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from collectors.gpu.collector import GpuCollector, load_scenario
+from collectors.gpu.collector import GpuCollector
 from collectors.gpu.processes import ProcessLookup
-from collectors.gpu.simulated import SimulatedNvml
+from collectors.gpu.sim_nvml import SimulatedNvml
+from collectors.gpu.simulated import SimulatedBackend, load_scenario
 from monitor.model.store import Store
 from monitor.model.usage import UsageRecord
 from monitor.usage.accountant import UsageAccountant
@@ -40,7 +41,7 @@ class Lab:
         self.now = T0
         self.store = Store("lab-host")
         self.nvml = SimulatedNvml(scenario=load_scenario(SCENARIO), clock=lambda: self.now)
-        self.gpu = GpuCollector(self.store, STEP, self.nvml, backend="simulated",
+        self.gpu = GpuCollector(self.store, STEP, SimulatedBackend(self.nvml),
                                 processes=ProcessLookup(None, self.nvml.process_info), clock=lambda: self.now)
         self.accountant = UsageAccountant(self.store, STEP, idle_util_percent=5.0, max_hold_s=3 * STEP,
                                           clock=lambda: self.now)
