@@ -65,7 +65,8 @@ class Match:
 
     files: Mapping[str, list[str]] = field(default_factory=dict)  # kind name -> paths, instead of the companions
     claimed_dirs: frozenset[str] = frozenset()  # subdirectories that are part of the run: not walked for runs
-    hyperparameters: tuple[str, ...] = ()  # files holding the run's hyperparameters (kept on the layout)
+    hyperparameters: tuple[str, ...] = ()  # files holding the run's hyperparameters (read by the format's read_params)
+    name: str | None = None  # the run's own name where its files give one (MLflow's mlflow.runName tag)
 
 
 def no_files(listing: Listing) -> list[str]:
@@ -91,6 +92,10 @@ class RunFormat:
     sniff: Callable[[str], bool] | None = None  # a sniffed file's first 64 KiB (as text) is one of this format's
     part_of_run: Callable[[Listing], bool] = never  # a directory that belongs to a run above it (never a run)
     file_depth: int = 0  # how many directory levels below the run directory its files may lie
+    records_end: bool = True  # its files say when a run ended; without that, a writer that exits is an end, not a crash
+    candidate_dirs: frozenset[str] = frozenset()  # any new file in a directory of these names can change a run
+    alias_links: frozenset[str] = frozenset()  # directory symlinks of these names alias a run (W&B's latest-run): skipped
+    read_params: Callable[[str, bytes], dict[str, object]] | None = None  # (path, data) of a hyperparameters file
 
     def reading(self, kind: FileKind) -> FileKind:
         """How a run this format names reads files of `kind`."""

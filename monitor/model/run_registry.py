@@ -31,6 +31,10 @@ Level = Literal["info", "warning", "error"]
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 MAX_TEXT_FIELDS = 100
 MAX_TEXT_CHARS = 200
+MAX_PARAMS = 200  # hyperparameters kept per run
+MAX_PARAM_KEY_CHARS = 120
+MAX_PARAM_CHARS = 200
+ParamValue = str | int | float | bool
 STATUS_LEVEL: dict[str, Level] = {
     "running": "info", "finished": "info", "stalled": "warning", "crashed": "error", "deleted": "info",
 }
@@ -75,6 +79,7 @@ class RunRecord:
     bad_lines: int = 0
     first_bad_line: dict[str, Any] | None = None
     texts: dict[str, str] = field(default_factory=dict)
+    params: dict[str, ParamValue] = field(default_factory=dict)  # hyperparameters, flat `a.b` keys
     metrics: dict[str, MetricSeries] = field(default_factory=dict)
     dropped_metrics: int = 0
     deleted_at: float | None = None
@@ -96,6 +101,7 @@ class RunRecord:
             "metrics": sorted(self.metrics),
             "main_metric": main_metric,
             "text": dict(self.texts),
+            "params": dict(self.params),
             "bad_lines": self.bad_lines,
             "first_bad_line": dict(self.first_bad_line) if self.first_bad_line else None,
             "total_steps": self.total_steps,
@@ -249,6 +255,18 @@ class RunRegistry:
             if changed:
                 self._touch(run)
 
+    def set_params(self, run_id: str, params: dict[str, Any]) -> None:
+        """Set a run's hyperparameters (replacing those set before): flat `a.b` keys (nested maps are
+        flattened), values str / int / float / bool (anything else as its text), at most MAX_PARAMS keys,
+        keys and text cut to MAX_PARAM_KEY_CHARS / MAX_PARAM_CHARS."""
+        flat = _flat_params(params)
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None or run.params == flat:
+                return
+            run.params = flat
+            self._touch(run)
+
     def note_bad_lines(self, run_id: str, count: int, file: str, line: int, reason: str) -> None:
         """Count `count` malformed lines; the first one ever seen on the run is kept and logged."""
         if count <= 0:
@@ -382,3 +400,24 @@ class RunRegistry:
                 "bytes": sum(s.nbytes for s in series),
                 "cursor": self._seq,
             }
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _flat_params(params: dict[str, Any], prefix: str = "", out: dict[str, ParamValue] | None = None,
+                 depth: int = 0) -> dict[str, ParamValue]:
+    out = {} if out is None else out
+    for key, value in params.items():
+        if len(out) >= MAX_PARAMS:
+            break
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and depth < 8:
+            _flat_params(value, name, out, depth + 1)
+            continue
+        if isinstance(value, bool | int | float) and not (isinstance(value, float) and value != value):
+            out[_clip(name, MAX_PARAM_KEY_CHARS)] = value
+        else:
+            out[_clip(name, MAX_PARAM_KEY_CHARS)] = _clip("null" if value is None else str(value), MAX_PARAM_CHARS)
+    return out

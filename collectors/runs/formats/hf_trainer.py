@@ -27,7 +27,7 @@ from collectors.runs.formats.tfevents import EVENTS_PREFIX, event_files, event_f
 from collectors.runs.parsed import Parsed, SnapshotError, integral_step
 from collectors.runs.sources import SnapshotSource, SourceSettings
 
-SKIPPED_KEYS = frozenset({"step", "total_flos"})
+SKIPPED_KEYS = frozenset({"step"})
 CHECKPOINT_DIR = re.compile(r"checkpoint-(\d+)")
 SNIFF_BYTES = 64 * 1024
 
