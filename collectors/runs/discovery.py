@@ -239,7 +239,8 @@ class DiscoveryWalk:
         layout = RunLayout(path, root, spec, [], match.claimed_dirs, match.hyperparameters, match.name)
         for kind in self.kinds:
             own = match.files.get(kind.name)
-            paths = own if own is not None else self.owners[kind.name].companions(listing)
+            owner = self.owners.get(kind.name)
+            paths = own if own is not None else (owner.companions(listing) if owner is not None else [])
             if paths:
                 layout.files.append((spec.reading(kind), list(paths)))
         return layout, match.claimed_dirs

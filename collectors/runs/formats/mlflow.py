@@ -137,20 +137,15 @@ def read_param(path: str, data: bytes) -> dict[str, str | int | float | bool]:
 META_KIND = FileKind("mlflow_meta", "snapshot", lambda run_dir, settings: SnapshotSource(run_dir, read_meta),
                      grouped=True)
 
-FORMATS = (
-    RunFormat(
-        name="mlflow",
-        precedence=15,
-        recognise=_recognise,
-        is_candidate=lambda name: name == META,
-        files=FileKind("mlflow_metric", "streamed", open_metric),
-        companions=metric_files,
-        reads=(),
-        file_depth=1 + MAX_KEY_DEPTH,
-        candidate_dirs=frozenset({"metrics", "params", "tags"}),
-        read_params=read_param,
-    ),
-    # meta.yaml, read whole when MLflow rewrites it (its status); only ever listed by an mlflow run's Match.
-    RunFormat(name="mlflow_meta", precedence=1000, recognise=lambda listing: None, is_candidate=lambda name: False,
-              files=META_KIND),
+FORMAT = RunFormat(
+    name="mlflow",
+    precedence=16,
+    recognise=_recognise,
+    is_candidate=lambda name: name == META,
+    files=FileKind("mlflow_metric", "streamed", open_metric),
+    companions=metric_files,
+    file_depth=1 + MAX_KEY_DEPTH,
+    candidate_dirs=frozenset({"metrics", "params", "tags"}),
+    read_params=read_param,
+    extra_kinds=(META_KIND,),  # meta.yaml, read whole when MLflow rewrites it: the run's status
 )

@@ -100,19 +100,15 @@ def _recognise(listing: Listing) -> Match | None:
 
 PROGRESS = FileKind("ray_progress", "streamed", open_progress)
 
-FORMATS = (
-    RunFormat(
-        name="ray_tune",
-        precedence=12,
-        recognise=_recognise,
-        is_candidate=lambda name: name in (RESULT, "params.json", "error.txt"),
-        files=FileKind("ray_result", "streamed", open_result),
-        companions=result_files,
-        reads=(text_log_source(metrics=False),),  # error.txt and logs beside: their tracebacks
-        records_end=False,  # `done` is written by a trial that finished; a stopped or killed one writes nothing
-        read_params=read_tree_params,
-    ),
-    # progress.csv of a trial without result.json; only ever listed by a ray_tune run's Match.
-    RunFormat(name="ray_progress", precedence=1001, recognise=lambda listing: None, is_candidate=lambda name: False,
-              files=PROGRESS),
+FORMAT = RunFormat(
+    name="ray_tune",
+    precedence=12,
+    recognise=_recognise,
+    is_candidate=lambda name: name in (RESULT, "params.json", "error.txt"),
+    files=FileKind("ray_result", "streamed", open_result),
+    companions=result_files,
+    reads=(text_log_source(metrics=False),),  # error.txt and logs beside: their tracebacks
+    records_end=False,  # `done` is written by a trial that finished; a stopped or killed one writes nothing
+    read_params=read_tree_params,
+    extra_kinds=(PROGRESS,),  # progress.csv of a trial without result.json
 )
