@@ -94,9 +94,9 @@ class RunFormat:
     file_depth: int = 0  # how many directory levels below the run directory its files may lie
     records_end: bool = True  # its files say when a run ended; without that, a writer that exits is an end, not a crash
     candidate_dirs: frozenset[str] = frozenset()  # any new file in a directory of these names can change a run
-    alias_links: frozenset[str] = frozenset()  # directory symlinks of these names alias a run (W&B's latest-run): skipped
+    alias_links: frozenset[str] = frozenset()  # dir symlinks aliasing a run (W&B's latest-run): skipped
     read_params: Callable[[str, bytes], dict[str, object]] | None = None  # (path, data) of a hyperparameters file
-    extra_kinds: tuple[FileKind, ...] = ()  # more kinds of its own, only ever listed by its Match.files (MLflow's meta.yaml)
+    extra_kinds: tuple[FileKind, ...] = ()  # own kinds listed only by its Match.files (MLflow's meta.yaml)
 
     def reading(self, kind: FileKind) -> FileKind:
         """How a run this format names reads files of `kind`."""

@@ -140,7 +140,8 @@ class RunProgress:
         limit = self.stall_after(rules)
         if self.last_activity and now - self.last_activity > limit:
             if not self.seen_live and not self.writers:
-                return "finished", f"ended before labwall found it: no file changed for {_age(now - self.last_activity)}"
+                age = _age(now - self.last_activity)
+                return "finished", f"ended before labwall found it: no file changed for {age}"
             return "stalled", f"no new data for more than {limit:.0f} s"
         return "running", None
 

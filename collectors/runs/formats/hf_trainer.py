@@ -21,13 +21,17 @@ import re
 from typing import Any
 
 from collectors.runs.format_spec import FileKind, Listing, Match, RunFormat
+from collectors.runs.formats.params_files import load_tree
 from collectors.runs.formats.text_log import FORMAT as TEXT_FORMAT
 from collectors.runs.formats.text_log import text_log_source, text_logs
 from collectors.runs.formats.tfevents import EVENTS_PREFIX, event_files, event_files_source
-from collectors.runs.parsed import Parsed, SnapshotError, integral_step
+from collectors.runs.parsed import ParamValue, Parsed, SnapshotError, flatten_params, integral_step
 from collectors.runs.sources import SnapshotSource, SourceSettings
 
 SKIPPED_KEYS = frozenset({"step"})
+PARAMS_FILES = ("config.json", "training_args.json", "adapter_config.json")
+STATE_PARAMS = ("max_steps", "num_train_epochs", "logging_steps", "eval_steps", "save_steps", "train_batch_size",
+                "trial_params")
 CHECKPOINT_DIR = re.compile(r"checkpoint-(\d+)")
 SNIFF_BYTES = 64 * 1024
 
@@ -154,8 +158,20 @@ def _recognise(listing: Listing) -> Match | None:
     if not (states or "training_args.bin" in files or hf_log):
         return None
     events = _event_files_below(dirs["runs"]) if "runs" in dirs else []
+    params = [*listing.named(lambda name: name in PARAMS_FILES), *states[-1:]]
     return Match(files={HF_EVENTS.name: events + event_files(listing), TRAINER_STATES.name: states},
-                 claimed_dirs=frozenset({"runs", *checkpoints}))
+                 claimed_dirs=frozenset({"runs", *checkpoints}), hyperparameters=tuple(params))
+
+
+def read_params(path: str, data: bytes) -> dict[str, ParamValue]:
+    """config.json / training_args.json (flattened), or trainer_state.json's training settings."""
+    tree = load_tree(path, data)
+    if not isinstance(tree, dict):
+        return {}
+    if os.path.basename(path) == "trainer_state.json":
+        tree = {k: tree[k] for k in STATE_PARAMS if tree.get(k) is not None}
+        return flatten_params(tree, "trainer")
+    return flatten_params(tree, os.path.basename(path).removesuffix(".json"))
 
 
 TRAINER_STATES = FileKind("trainer_state", "snapshot", open_trainer_states, grouped=True)
@@ -165,9 +181,10 @@ FORMAT = RunFormat(
     name="hf_trainer",
     precedence=10,
     recognise=_recognise,
-    is_candidate=lambda name: name in ("trainer_state.json", "training_args.bin"),
+    is_candidate=lambda name: name in ("trainer_state.json", "training_args.bin", *PARAMS_FILES),
     files=TRAINER_STATES,
     reads=(text_log_source(metrics=True, hf=True), HF_EVENTS),  # its stdout log is the run's own record
     part_of_run=_is_checkpoint,
     file_depth=2,  # runs/<date>_<host>/events..., checkpoint-N/trainer_state.json
+    read_params=read_params,
 )

@@ -39,7 +39,7 @@ def load_tree(path: str, data: bytes) -> Any:
         except json.JSONDecodeError as exc:
             raise ValueError(f"invalid JSON: {exc.msg} at line {exc.lineno}") from None
     try:
-        return yaml.load(text, Loader=_PlainLoader)  # noqa: S506 - a SafeLoader subclass: nothing is constructed
+        return yaml.load(text, Loader=_PlainLoader)
     except yaml.YAMLError as exc:
         raise ValueError(f"invalid YAML: {str(exc).splitlines()[0][:120]}") from None
 

@@ -81,7 +81,7 @@ def open_progress(path: str, settings: SourceSettings) -> LineSource:
 
 def _is_trial(listing: Listing) -> bool:
     files = listing.files
-    return "params.json" in files and (RESULT in files or "progress.csv" in files) or (
+    return ("params.json" in files and (RESULT in files or "progress.csv" in files)) or (
         RESULT in files and "progress.csv" in files)
 
 
