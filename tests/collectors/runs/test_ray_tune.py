@@ -22,7 +22,8 @@ def result(iteration: int, done: bool = False) -> str:
 
 
 def progress_csv(*iterations: int) -> str:
-    head = "episode_reward_mean,timesteps_total,training_iteration,info/learner/default_policy/learner_stats/total_loss\n"
+    head = ("episode_reward_mean,timesteps_total,training_iteration,"
+            "info/learner/default_policy/learner_stats/total_loss\n")
     return head + "".join(f"{10.0 * i},{4000 * i},{i},{1.0 / i}\n" for i in iterations)
 
 
