@@ -28,7 +28,8 @@ def test_a_wandb_run_dir_is_one_run_with_summary_points_config_and_metadata(root
     writer.write(files / "wandb-metadata.json", json.dumps({
         "os": "Linux", "python": "3.11.9", "host": "gpu-07", "program": "train.py",
         "startedAt": "2024-10-28T14:36:26.123456Z", "gpu": "NVIDIA H100", "gpu_count": 1}))
-    writer.write(files / "config.yaml", "_wandb:\n  value:\n    cli_version: 0.18.5\nlr:\n  desc: null\n  value: 0.001\n"
+    writer.write(files / "config.yaml", "_wandb:\n  value:\n    cli_version: 0.18.5\n"
+                                        "lr:\n  desc: null\n  value: 0.001\n"
                                         "optimizer:\n  value:\n    name: adamw\n    betas: [0.9, 0.99]\n")
     writer.write(files / "output.log", "\x1b[34m\x1b[1mwandb\x1b[0m: Tracking run\nEpoch 1/10\n")
     writer.replace(files / "wandb-summary.json", summary(1, 0.9))
