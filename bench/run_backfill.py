@@ -62,7 +62,7 @@ def write_run(run: Path, layout: str, r: int, lines: int, start: float) -> None:
                 f"{int((start + i) * 1000)}\t{i}\t{values[i]}\n" for i in steps))
         (run / "dvclive" / "params.yaml").write_text("lr: 0.0003\n")
     elif layout == "mlflow":
-        run_dir = run / "mlruns" / "1" / f"{r:032x}"
+        run_dir = run.parent / "mlruns" / "1" / f"{r:032x}"  # runs.max_depth 4: group/mlruns/1/<id>
         (run_dir / "metrics").mkdir(parents=True, exist_ok=True)
         (run_dir / "meta.yaml").write_text(f"run_id: {r:032x}\nstatus: 3\nexperiment_id: '1'\n")
         for name, values in (("loss", loss), ("lr", lr)):
