@@ -213,6 +213,7 @@ def _combine(first: Parsed, second: Parsed) -> Parsed:
     second.texts = {**first.texts, **second.texts}
     second.progress = first.progress + second.progress
     second.records += first.records
+    second.params = {**first.params, **second.params}
     return second
 
 

@@ -79,6 +79,7 @@ def read_trainer_state(data: bytes, mtime: float, parsed: Parsed) -> dict[str, A
         if "train_runtime" in entry:
             parsed.add_marker("end", f"train_runtime {entry['train_runtime']} s in trainer_state.json",
                               None, step)
+    flatten_params({k: state[k] for k in STATE_PARAMS if state.get(k) is not None}, "trainer", parsed.params)
     global_step = integral_step(state.get("global_step"))
     if global_step is not None or last_step is not None:
         parsed.progress.append((mtime, global_step if global_step is not None else last_step or 0))
@@ -158,20 +159,15 @@ def _recognise(listing: Listing) -> Match | None:
     if not (states or "training_args.bin" in files or hf_log):
         return None
     events = _event_files_below(dirs["runs"]) if "runs" in dirs else []
-    params = [*listing.named(lambda name: name in PARAMS_FILES), *states[-1:]]
+    params = listing.named(lambda name: name in PARAMS_FILES)  # trainer_state's own settings: read_trainer_state
     return Match(files={HF_EVENTS.name: events + event_files(listing), TRAINER_STATES.name: states},
                  claimed_dirs=frozenset({"runs", *checkpoints}), hyperparameters=tuple(params))
 
 
 def read_params(path: str, data: bytes) -> dict[str, ParamValue]:
-    """config.json / training_args.json (flattened), or trainer_state.json's training settings."""
+    """config.json / training_args.json / adapter_config.json, flattened under the file's name."""
     tree = load_tree(path, data)
-    if not isinstance(tree, dict):
-        return {}
-    if os.path.basename(path) == "trainer_state.json":
-        tree = {k: tree[k] for k in STATE_PARAMS if tree.get(k) is not None}
-        return flatten_params(tree, "trainer")
-    return flatten_params(tree, os.path.basename(path).removesuffix(".json"))
+    return flatten_params(tree, os.path.basename(path).removesuffix(".json")) if isinstance(tree, dict) else {}
 
 
 TRAINER_STATES = FileKind("trainer_state", "snapshot", open_trainer_states, grouped=True)
