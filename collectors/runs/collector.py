@@ -193,7 +193,7 @@ class RunsCollector(Collector):
         self._report_health(now)
 
     def _upsert(self, layout: RunLayout, now: float) -> None:
-        run_id = run_id_for(layout.path, layout.name)
+        run_id = run_id_for(layout.path, layout.dir_name)
         state = self.runs.get(run_id)
         if state is not None and state.deleted:  # the directory came back (or a new run took its name)
             self._drop_sources(state)
@@ -213,6 +213,8 @@ class RunsCollector(Collector):
             self.registry.restart(run_id)
             state.progress = RunProgress()
         state.layout = layout
+        state.progress.records_end = layout.spec.records_end
+        self.registry.set_files(run_id, [*layout.all_files(), *layout.hyperparameters])  # for the run's page
         self._sync_sources(state)
         self.dirty.add(run_id)
 
@@ -330,6 +332,11 @@ class RunsCollector(Collector):
             registry.set_texts(state.id, parsed.texts)
         if parsed.bad and parsed.first_bad is not None:
             registry.note_bad_lines(state.id, parsed.bad, parsed.file, *parsed.first_bad)
+        if parsed.params:
+            state.params[source.path] = {**state.params.get(source.path, {}), **parsed.params}
+            registry.set_params(state.id, {k: v for values in state.params.values() for k, v in values.items()})
+        if parsed.records and (state.loaded or state.announce):
+            state.progress.seen_live = True  # new data while watching: a run that goes quiet now is stalled
         record = registry.get(state.id)
         state.progress.apply(parsed, source.path, record.step if record else None)
         seen = source.mtime if not state.loaded else max(now, source.mtime)

@@ -29,15 +29,21 @@ class RunLayout:
     files: list[tuple[FileKind, list[str]]] = field(default_factory=list)  # in first-read order
     claimed_dirs: frozenset[str] = frozenset()  # subdirectories that are part of the run
     hyperparameters: tuple[str, ...] = ()
+    title: str | None = None  # the name the run's files give it, if any
 
     @property
     def format(self) -> str:
         return self.spec.name
 
     @property
-    def name(self) -> str:
+    def dir_name(self) -> str:
+        """The run directory below its root (what the run's id is made of)."""
         rel = os.path.relpath(self.path, self.root)
         return os.path.basename(self.root.rstrip(os.sep)) if rel == "." else rel
+
+    @property
+    def name(self) -> str:
+        return self.title or self.dir_name
 
     def all_files(self) -> list[str]:
         return [path for _, paths in self.files for path in paths]
@@ -77,9 +83,10 @@ class SniffCache:
         return next((name for name, sniff in self._sniffers if sniff(text)), None)
 
 
-def is_candidate(name: str, formats: tuple[RunFormat, ...]) -> bool:
-    """Could a file of this name make a directory a run (or change its layout)?"""
-    return any(f.is_candidate(name) for f in formats)
+def is_candidate(name: str, formats: tuple[RunFormat, ...], parents: tuple[str, ...] = ()) -> bool:
+    """Could a file of this name (in directories named `parents`, nearest first) make a directory a run
+    (or change its layout)?"""
+    return any(f.is_candidate(name) or any(p in f.candidate_dirs for p in parents[: f.file_depth]) for f in formats)
 
 
 def root_of(path: str, roots: list[str]) -> str | None:
@@ -98,7 +105,8 @@ def walk_targets(path: str, roots: list[str], formats: tuple[RunFormat, ...], ma
         return {}
     exists = os.path.exists(path)
     is_dir = exists and os.path.isdir(path)
-    if exists and not is_dir and not is_candidate(os.path.basename(path), formats):
+    parents = tuple(os.path.basename(p) for p in _parents(path, root, levels_up))
+    if exists and not is_dir and not is_candidate(os.path.basename(path), formats, parents):
         return {}  # a checkpoint, a dataset shard...: not something that makes a run
     targets: dict[str, bool] = {}
     if is_dir and depth_below(path, root) <= max_depth:
@@ -112,6 +120,16 @@ def walk_targets(path: str, roots: list[str], formats: tuple[RunFormat, ...], ma
     return targets
 
 
+def _parents(path: str, root: str, levels: int) -> list[str]:
+    found = []
+    for _ in range(levels):
+        path = os.path.dirname(path)
+        if len(path) <= len(root):
+            break
+        found.append(path)
+    return found
+
+
 class DiscoveryWalk:
     """One walk over every root; call `step()` until it returns True, then read `layouts`."""
 
@@ -121,6 +139,7 @@ class DiscoveryWalk:
         self.formats = formats
         self.kinds = read_order(formats)
         self.owners = {f.files.name: f for f in formats if f.files is not None}
+        self.alias_links = frozenset().union(*(f.alias_links for f in formats))
         self.layouts: dict[str, RunLayout] = {}
         self.problems: dict[str, str] = {}
         self.missing_roots: list[str] = []
@@ -185,6 +204,8 @@ class DiscoveryWalk:
         for entry in entries:
             try:
                 if entry.is_dir():
+                    if entry.name in self.alias_links and entry.is_symlink():
+                        continue  # another name for a run walked under its own name
                     if not entry.name.startswith(".") and entry.name not in SKIP_DIRS:
                         dirs[entry.name] = entry.path
                 elif entry.is_file():
@@ -213,10 +234,11 @@ class DiscoveryWalk:
                 break
         else:
             return None, frozenset()
-        layout = RunLayout(path, root, spec, [], match.claimed_dirs, match.hyperparameters)
+        layout = RunLayout(path, root, spec, [], match.claimed_dirs, match.hyperparameters, match.name)
         for kind in self.kinds:
             own = match.files.get(kind.name)
-            paths = own if own is not None else self.owners[kind.name].companions(listing)
+            owner = self.owners.get(kind.name)
+            paths = own if own is not None else (owner.companions(listing) if owner is not None else [])
             if paths:
                 layout.files.append((spec.reading(kind), list(paths)))
         return layout, match.claimed_dirs

@@ -65,7 +65,8 @@ class Match:
 
     files: Mapping[str, list[str]] = field(default_factory=dict)  # kind name -> paths, instead of the companions
     claimed_dirs: frozenset[str] = frozenset()  # subdirectories that are part of the run: not walked for runs
-    hyperparameters: tuple[str, ...] = ()  # files holding the run's hyperparameters (kept on the layout)
+    hyperparameters: tuple[str, ...] = ()  # files holding the run's hyperparameters (read by the format's read_params)
+    name: str | None = None  # the run's own name where its files give one (MLflow's mlflow.runName tag)
 
 
 def no_files(listing: Listing) -> list[str]:
@@ -91,6 +92,11 @@ class RunFormat:
     sniff: Callable[[str], bool] | None = None  # a sniffed file's first 64 KiB (as text) is one of this format's
     part_of_run: Callable[[Listing], bool] = never  # a directory that belongs to a run above it (never a run)
     file_depth: int = 0  # how many directory levels below the run directory its files may lie
+    records_end: bool = True  # its files say when a run ended; without that, a writer that exits is an end, not a crash
+    candidate_dirs: frozenset[str] = frozenset()  # any new file in a directory of these names can change a run
+    alias_links: frozenset[str] = frozenset()  # dir symlinks aliasing a run (W&B's latest-run): skipped
+    read_params: Callable[[str, bytes], dict[str, object]] | None = None  # (path, data) of a hyperparameters file
+    extra_kinds: tuple[FileKind, ...] = ()  # own kinds listed only by its Match.files (MLflow's meta.yaml)
 
     def reading(self, kind: FileKind) -> FileKind:
         """How a run this format names reads files of `kind`."""
@@ -108,16 +114,21 @@ def load_formats(package: str = FORMATS_PACKAGE) -> tuple[RunFormat, ...]:
             declared = (module.FORMAT,) if hasattr(module, "FORMAT") else ()  # a helper module declares none
         found.extend(declared)
     for what, names in (("run formats", [f.name for f in found]),
-                        ("file kinds", [f.files.name for f in found if f.files is not None])):
+                        ("file kinds", [k.name for f in found for k in own_kinds(f)])):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"{what} declared twice: {', '.join(duplicates)}")
     return tuple(sorted(found, key=lambda f: (f.precedence, f.name)))
 
 
+def own_kinds(spec: RunFormat) -> list[FileKind]:
+    """The kinds of file a format declares: its `files` and its `extra_kinds`."""
+    return ([spec.files] if spec.files is not None else []) + list(spec.extra_kinds)
+
+
 def read_order(formats: tuple[RunFormat, ...]) -> list[FileKind]:
     """Every format's file kind in the order a run's files are first read: streamed before snapshots
     (a snapshot's value wins where both give a step), single files before groups, then by precedence."""
-    kinds = [(f.files, f.precedence) for f in formats if f.files is not None]
+    kinds = [(kind, f.precedence) for f in formats for kind in own_kinds(f)]
     kinds.sort(key=lambda kp: (kp[0].mode == "snapshot", kp[0].grouped, kp[1]))
     return [kind for kind, _ in kinds]

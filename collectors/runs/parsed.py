@@ -20,6 +20,31 @@ TIME_KEYS = ("time", "timestamp", "wall_time", "walltime", "_timestamp")
 TOTAL_KEYS = ("total_steps", "max_steps", "num_training_steps")
 END_EVENTS = frozenset({"end", "finished", "finish", "done", "complete", "completed", "train_end"})
 CRASH_EVENTS = frozenset({"crash", "crashed", "error", "failed", "failure", "exception"})
+ParamValue = str | int | float | bool
+MAX_PARAMS = 500  # hyperparameters kept per file read (the registry bounds them per run again)
+MAX_PARAM_DEPTH = 8
+
+
+def flatten_params(tree: object, prefix: str = "", out: dict[str, ParamValue] | None = None,
+                   depth: int = 0) -> dict[str, ParamValue]:
+    """Hyperparameters as flat `a.b` keys with str / int / float / bool values: nested maps are walked,
+    lists and other values become their text, None becomes "null"; at most MAX_PARAMS keys."""
+    out = {} if out is None else out
+    if isinstance(tree, dict) and depth < MAX_PARAM_DEPTH:
+        for key, value in tree.items():
+            if len(out) >= MAX_PARAMS:
+                break
+            flatten_params(value, f"{prefix}.{key}" if prefix else str(key), out, depth + 1)
+        return out
+    if not prefix:
+        return out
+    if tree is None:
+        out[prefix] = "null"
+    elif isinstance(tree, bool | int | float | str):
+        out[prefix] = tree if not (isinstance(tree, float) and not math.isfinite(tree)) else str(tree)
+    else:
+        out[prefix] = str(tree)
+    return out
 
 
 def as_timestamp(value: float) -> float | None:
@@ -64,6 +89,7 @@ class Parsed:
     progress: list[tuple[float, int]] = field(default_factory=list)  # (time, step), in record order
     records: int = 0
     resumed: bool = False  # a step went backwards (resume from a checkpoint): stored later points dropped
+    params: dict[str, ParamValue] = field(default_factory=dict)  # hyperparameters read (flattened `a.b` keys)
     _lists: dict[str, tuple[list[int], list[float], list[float]]] = field(default_factory=dict)
     _arrays: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = field(default_factory=dict)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from collectors.runs.discovery import RunLayout
-from collectors.runs.sources import GroupSource, Source, SourceSettings
+from collectors.runs.sources import GroupSource, ParamsSource, Source, SourceSettings
 from collectors.runs.status import RunProgress
 
 
@@ -20,6 +20,7 @@ class RunState:
     settled: bool = False  # its status after loading is set: later changes are announced
     announce: bool = False
     time_bound: bool = True  # its status may change with time alone (running: may stall)
+    params: dict[str, dict[str, object]] = field(default_factory=dict)  # source key -> hyperparameters it read
 
 
 def sources_for(layout: RunLayout, existing: dict[str, Source], settings: SourceSettings) -> dict[str, Source]:
@@ -39,4 +40,12 @@ def sources_for(layout: RunLayout, existing: dict[str, Source], settings: Source
                 raise TypeError(f"file kind {kind.name!r} is grouped but opens a {type(group).__name__}")
         group.set_paths(paths)
         wanted[key] = group
+    read_params = layout.spec.read_params
+    if layout.hyperparameters and read_params is not None:
+        key = f"{layout.path}#params"
+        params = existing.get(key)
+        if not isinstance(params, ParamsSource):
+            params = ParamsSource(layout.path, read_params)
+        params.set_paths(list(layout.hyperparameters))
+        wanted[key] = params
     return wanted

@@ -21,7 +21,7 @@ from typing import Literal
 
 import numpy as np
 
-from collectors.runs.parsed import LineReader, Parsed, SnapshotError
+from collectors.runs.parsed import LineReader, ParamValue, Parsed, SnapshotError
 from collectors.runs.tailer import FileTail, WholeFile
 from monitor.model.run_registry import RunRegistry
 
@@ -213,4 +213,55 @@ def _combine(first: Parsed, second: Parsed) -> Parsed:
     second.texts = {**first.texts, **second.texts}
     second.progress = first.progress + second.progress
     second.records += first.records
+    second.params = {**first.params, **second.params}
     return second
+
+
+ParamsReader = Callable[[str, bytes], dict[str, ParamValue]]  # (path, data) -> flat params; ValueError if unreadable
+
+
+class ParamsSource(GroupSource):
+    """A run's hyperparameter files (hparams.yaml, config.yaml, params/, params.json...), re-read when changed;
+    each poll that read something gives every file's params together (`Parsed.params`). A file that cannot
+    be read (half-written) keeps what was read of it before and is read again on its next change."""
+
+    def __init__(self, run_dir: str, read: ParamsReader) -> None:
+        super().__init__(run_dir)
+        self.name = "hyperparameters"
+        self.read = read
+        self.files: dict[str, WholeFile] = {}
+        self.values: dict[str, dict[str, ParamValue]] = {}
+
+    def set_paths(self, paths: list[str]) -> None:
+        for path in paths:
+            self.files.setdefault(path, WholeFile(path))
+        for path in [p for p in self.files if p not in paths]:
+            del self.files[path]
+            self.values.pop(path, None)
+
+    def paths(self) -> list[str]:
+        return list(self.files)
+
+    def poll(self, registry: RunRegistry, run_id: str, now: float) -> Parsed | None:
+        self.polled = True
+        changed = False
+        for path in sorted(self.files):
+            whole = self.files[path]
+            try:
+                read = whole.read_if_changed()
+            except FileNotFoundError:
+                continue
+            if read is None:
+                continue
+            whole.accept()
+            try:
+                self.values[path] = self.read(path, read[0])
+            except (ValueError, UnicodeDecodeError):
+                continue
+            changed = True
+        if not changed:
+            return None
+        parsed = Parsed(file=self.name)
+        for path in sorted(self.values):
+            parsed.params.update(self.values[path])
+        return parsed

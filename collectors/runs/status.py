@@ -6,12 +6,18 @@ Rules (README, "Training runs"), first match wins:
 2. `crashed`: the newest marker is a crash: a Python traceback (reason: its final exception line),
    a CUDA/OOM/NCCL error, segfault or `Killed` line in a log, a JSONL `{"event": "crash"}`, or the
    process that had a run file open for writing exited before the run finished.
+   In a layout that records no end (`RunFormat.records_end` False: Lightning CSV, TensorBoard, CSV,
+   SB3, DVCLive, Ray Tune, W&B files) a writer that exits is the run's end instead (rule 3).
 3. `finished`: the newest marker is an end: HF's final `train_runtime` (stdout dict or
-   log_history), a JSONL `{"event": "end"}`; or the step reached a declared total (HF `max_steps`,
+   log_history), a JSONL `{"event": "end"}`, MLflow's meta.yaml FINISHED, Ray's `done`, or the writer
+   of a layout that records no end exited; or the step reached a declared total (HF `max_steps`,
    JSONL `total_steps`/`max_steps`).
-4. `stalled`: no file of the run changed for max(runs.stall_factor x its median interval between
-   new steps, runs.stall_min_s) (defaults: 10x, 120 s).
-5. `running`: otherwise.
+4. `finished` ("ended"): a run found on disk that no process writes and that labwall never saw
+   progress (no new data since it was found), once its files are older than the stall limit: an
+   old run that ended before labwall looked, whatever the reason.
+5. `stalled`: no file of the run changed for max(runs.stall_factor x its median interval between
+   new steps, runs.stall_min_s) (defaults: 10x, 120 s), for a run seen progressing or written.
+6. `running`: otherwise.
 A marker is cleared by later progress: a step beyond the marker's step, a resume (a step going
 backwards), or for a crash, new records after it in the same file.
 """
@@ -53,6 +59,8 @@ class RunProgress:
         self.total_is_end = False
         self.step: int | None = None
         self.writers: dict[int, tuple[float, str]] = {}  # pid -> (create time, name)
+        self.records_end = True  # the run's layout says when it ended (else a writer exiting is its end)
+        self.seen_live = False  # new data came while labwall watched (not only what was on disk when found)
 
     def apply(self, parsed: Parsed, source: str, run_step: int | None) -> None:
         """Fold one source's batch in; `run_step` is the run's step after its points were merged."""
@@ -94,7 +102,10 @@ class RunProgress:
             return
         if self.total_is_end and self.total and self.step is not None and self.step >= self.total:
             return
-        marker = Marker("crash", f"writer process {pid} ({name}) exited before the run finished", None, None)
+        if not self.records_end:
+            marker = Marker("end", f"writer process {pid} ({name}) exited; this layout records no end", None, None)
+        else:
+            marker = Marker("crash", f"writer process {pid} ({name}) exited before the run finished", None, None)
         self.marker = ActiveMarker(marker, "")
 
     def cadence(self) -> float | None:
@@ -128,6 +139,9 @@ class RunProgress:
             return "finished", f"step {self.step} reached the total of {self.total}"
         limit = self.stall_after(rules)
         if self.last_activity and now - self.last_activity > limit:
+            if not self.seen_live and not self.writers:
+                age = _age(now - self.last_activity)
+                return "finished", f"ended before labwall found it: no file changed for {age}"
             return "stalled", f"no new data for more than {limit:.0f} s"
         return "running", None
 
@@ -137,3 +151,10 @@ class RunProgress:
         if status != "running" or rate is None or not self.total or self.step is None:
             return (round(rate, 4) if rate is not None and status == "running" else None), None
         return round(rate, 4), round(max(0.0, (self.total - self.step) / rate), 1)
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("days", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"

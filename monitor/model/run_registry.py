@@ -77,6 +77,7 @@ class RunRecord:
     bad_lines: int = 0
     first_bad_line: dict[str, Any] | None = None
     texts: dict[str, str] = field(default_factory=dict)
+    params: dict[str, ParamValue] = field(default_factory=dict)  # hyperparameters, flat `a.b` keys
     metrics: dict[str, MetricSeries] = field(default_factory=dict)
     dropped_metrics: int = 0
     deleted_at: float | None = None
@@ -112,6 +113,7 @@ class RunRecord:
             "metrics": sorted(self.metrics),
             "main_metric": main_metric,
             "text": dict(self.texts),
+            "params": dict(self.params),
             "bad_lines": self.bad_lines,
             "first_bad_line": dict(self.first_bad_line) if self.first_bad_line else None,
             "total_steps": self.total_steps,
@@ -264,7 +266,8 @@ class RunRegistry:
 
     def set_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Replace a run's hyperparameters: nested mappings are flattened (`optim.lr`), values kept as
-        text (JSON for lists), keys and values shortened to MAX_TEXT_CHARS, at most MAX_PARAMS kept."""
+        scalars (run_params.py: bools, ints, finite floats; JSON text for lists), keys and texts shortened
+        to MAX_PARAM_CHARS, at most MAX_PARAMS kept."""
         flat = flatten_params(params)
         with self._lock:
             run = self._runs.get(run_id)

@@ -53,7 +53,7 @@ def table(rows: list[tuple[str, ...]], heads: tuple[str, ...], classes: str = ""
             ui.label(h).classes("lw-th")
         for row in rows:
             for cell in row:
-                ui.label(cell)
+                ui.label(str(cell))
 
 
 class Sections:

@@ -1,7 +1,7 @@
 """Read-only JSON API of the training runs: a view of the store's run registry. GET only.
 
 GET /api/runs                               every run, most recently updated first
-GET /api/runs/{id}                          one run's summary
+GET /api/runs/{id}                          one run's summary (its hyperparameters under "params": flat `a.b` keys)
 GET /api/runs/{id}/metrics/{metric}         {"points": [[step, time, value], ...], "cursor", "reset"}
     ?after=CURSOR                           only the points after a cursor from an earlier answer
                                             (0 ≤ CURSOR < 2^63; anything else answers 400)

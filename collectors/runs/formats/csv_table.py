@@ -47,7 +47,8 @@ def _looks_like_header(fields: list[str]) -> bool:
 
 
 class CsvReader(LineReader):
-    def __init__(self) -> None:
+    def __init__(self, step_keys: tuple[str, ...] = CSV_STEP_KEYS) -> None:
+        self.step_keys = step_keys
         self.header: list[str] | None = None
         self.ordinal = 0
         self.numeric: set[str] = set()  # columns that have held a number
@@ -124,7 +125,7 @@ class CsvReader(LineReader):
             good[list(bad)] = False
             for name in empty:
                 empty[name] |= ~good
-        step_key = next((k for k in CSV_STEP_KEYS if k in values), None)
+        step_key = next((k for k in self.step_keys if k in values), None)
         steps = np.arange(self.ordinal, self.ordinal + n, dtype=np.int64)
         if step_key is not None:
             known = ~empty[step_key]
@@ -174,6 +175,7 @@ FORMAT = RunFormat(
     precedence=40,
     recognise=lambda listing: Match() if csv_files(listing) else None,
     is_candidate=is_csv,
+    records_end=False,  # a CSV says nothing of how its run ended
     files=FileKind("csv", "streamed", lambda path, settings: LineSource(path, CsvReader(), settings)),
     companions=csv_files,
     sniff=looks_like_csv,

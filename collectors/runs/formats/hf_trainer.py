@@ -21,13 +21,17 @@ import re
 from typing import Any
 
 from collectors.runs.format_spec import FileKind, Listing, Match, RunFormat
+from collectors.runs.formats.params_files import load_tree
 from collectors.runs.formats.text_log import FORMAT as TEXT_FORMAT
 from collectors.runs.formats.text_log import text_log_source, text_logs
 from collectors.runs.formats.tfevents import EVENTS_PREFIX, event_files, event_files_source
-from collectors.runs.parsed import Parsed, SnapshotError, integral_step
+from collectors.runs.parsed import ParamValue, Parsed, SnapshotError, flatten_params, integral_step
 from collectors.runs.sources import SnapshotSource, SourceSettings
 
-SKIPPED_KEYS = frozenset({"step", "total_flos"})
+SKIPPED_KEYS = frozenset({"step"})
+PARAMS_FILES = ("config.json", "training_args.json", "adapter_config.json")
+STATE_PARAMS = ("max_steps", "num_train_epochs", "logging_steps", "eval_steps", "save_steps", "train_batch_size",
+                "trial_params")
 CHECKPOINT_DIR = re.compile(r"checkpoint-(\d+)")
 SNIFF_BYTES = 64 * 1024
 
@@ -75,6 +79,7 @@ def read_trainer_state(data: bytes, mtime: float, parsed: Parsed) -> dict[str, A
         if "train_runtime" in entry:
             parsed.add_marker("end", f"train_runtime {entry['train_runtime']} s in trainer_state.json",
                               None, step)
+    flatten_params({k: state[k] for k in STATE_PARAMS if state.get(k) is not None}, "trainer", parsed.params)
     global_step = integral_step(state.get("global_step"))
     if global_step is not None or last_step is not None:
         parsed.progress.append((mtime, global_step if global_step is not None else last_step or 0))
@@ -154,8 +159,15 @@ def _recognise(listing: Listing) -> Match | None:
     if not (states or "training_args.bin" in files or hf_log):
         return None
     events = _event_files_below(dirs["runs"]) if "runs" in dirs else []
+    params = listing.named(lambda name: name in PARAMS_FILES)  # trainer_state's own settings: read_trainer_state
     return Match(files={HF_EVENTS.name: events + event_files(listing), TRAINER_STATES.name: states},
-                 claimed_dirs=frozenset({"runs", *checkpoints}))
+                 claimed_dirs=frozenset({"runs", *checkpoints}), hyperparameters=tuple(params))
+
+
+def read_params(path: str, data: bytes) -> dict[str, ParamValue]:
+    """config.json / training_args.json / adapter_config.json, flattened under the file's name."""
+    tree = load_tree(path, data)
+    return flatten_params(tree, os.path.basename(path).removesuffix(".json")) if isinstance(tree, dict) else {}
 
 
 TRAINER_STATES = FileKind("trainer_state", "snapshot", open_trainer_states, grouped=True)
@@ -165,9 +177,10 @@ FORMAT = RunFormat(
     name="hf_trainer",
     precedence=10,
     recognise=_recognise,
-    is_candidate=lambda name: name in ("trainer_state.json", "training_args.bin"),
+    is_candidate=lambda name: name in ("trainer_state.json", "training_args.bin", *PARAMS_FILES),
     files=TRAINER_STATES,
     reads=(text_log_source(metrics=True, hf=True), HF_EVENTS),  # its stdout log is the run's own record
     part_of_run=_is_checkpoint,
     file_depth=2,  # runs/<date>_<host>/events..., checkpoint-N/trainer_state.json
+    read_params=read_params,
 )

@@ -8,7 +8,8 @@ other value makes the line bad); a nested object is flattened one level
 record before, else the record's position in the file; `time` (or timestamp, wall_time) a Unix
 time in s or ms, else the file's modification time. Records with an `event` key carry no points:
 `{"event": "end"}` marks the run finished, `{"event": "crash"}` crashed; `total_steps` /
-`max_steps` give the total.
+`max_steps` give the total; `{"event": "config", ...}` (or params/hparams) gives the run's
+hyperparameters (its other keys, nested ones flattened to `a.b`).
 
 A bad line (invalid JSON, not an object, not UTF-8, a NaN or infinite value, a step that is
 negative or too large, a non-number where numbers are logged) is counted and skipped whole. A batch
@@ -36,11 +37,13 @@ from collectors.runs.parsed import (
     LineReader,
     Parsed,
     as_timestamp,
+    flatten_params,
     not_finite_reason,
 )
 from collectors.runs.sources import LineSource
 
 MAX_STEP = 2**62
+CONFIG_EVENTS = frozenset({"config", "params", "hparams", "hyperparameters"})
 Column = tuple[np.ndarray, np.ndarray]  # (record indices, values)
 
 
@@ -161,6 +164,9 @@ class _Batch:
                     if type(value) is str and i not in self.bad:
                         _event(value, self.numbers[i], int(steps[i]), parsed, parsed.records + int(keep[:i].sum()))
                         self.texts["event"] = value
+                        if value.strip().lower() in CONFIG_EVENTS:
+                            config = {k: v for k, v in self.records[i].items() if k != "event"}
+                            flatten_params(config, out=parsed.params)
         for key, (index, values) in self.columns.items():
             chosen = keep[index]
             if chosen.any():

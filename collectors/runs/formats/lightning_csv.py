@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from collectors.runs.format_spec import Listing, Match, RunFormat
+from collectors.runs.formats.params_files import read_tree_params
 
 VERSION_DIR = re.compile(r"version_\d+")
 HPARAMS = "hparams.yaml"
@@ -26,4 +27,6 @@ FORMAT = RunFormat(
     precedence=20,  # before csv: its metrics.csv alone would make a plain csv run
     recognise=_recognise,
     is_candidate=lambda name: name in ("metrics.csv", HPARAMS),
+    records_end=False,  # CSVLogger writes no end; it opens the file per write, so its writer is rarely seen
+    read_params=read_tree_params,
 )

@@ -169,4 +169,5 @@ FORMAT = RunFormat(
     is_candidate=is_event_file,
     files=event_files_source(),
     companions=event_files,
+    records_end=False,  # event files hold no end record
 )

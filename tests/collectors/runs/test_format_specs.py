@@ -17,7 +17,8 @@ from collectors.runs import collector, discovery, format_spec, health, run_state
 from collectors.runs.format_spec import FileKind, Listing, RunFormat, load_formats
 from collectors.runs.sources import GroupSource, Source, SourceSettings
 
-API_FORMATS = ["hf_trainer", "lightning_csv", "jsonl", "csv", "tensorboard", "text"]  # the API's "format" values
+API_FORMATS = ["hf_trainer", "wandb", "ray_tune", "mlflow", "lightning_csv", "dvclive", "jsonl", "sb3", "csv",
+               "tensorboard", "text"]  # the API's "format" values
 CORE_MODULES = [collector, discovery, sources, run_state, health, format_spec]
 
 StartWatch = Callable[..., Watch]
@@ -160,7 +161,7 @@ def test_a_format_dropped_into_the_package_is_discovered_and_read_end_to_end(
     package_dir.mkdir()
     (package_dir / "made_up.py").write_text(textwrap.dedent(MADE_UP_FORMAT))
     with extra_format_dir(monkeypatch, package_dir, "made_up"):
-        assert [f.name for f in load_formats()] == ["hf_trainer", "made_up", *API_FORMATS[1:]]
+        assert [f.name for f in load_formats()] == [*API_FORMATS[:3], "made_up", *API_FORMATS[3:]]
         run = root / "exp" / "trial-1"
         writer.mkdir(run / "scalars")
         writer.append(run / "scalars" / "loss", "0 2.0\n1 1.5\n")

@@ -127,3 +127,17 @@ def test_smoothing_matches_tensorboards_debiased_ema() -> None:
         expected.append(last / (1 - 0.6 ** (i + 1)))
     assert np.allclose(smooth_debiased(values, 0.6), expected)
     assert smooth_debiased(values, 0.0).tolist() == values
+
+
+def test_params_are_flat_scalars_bounded_in_count_and_length() -> None:
+    from monitor.model.run_registry import MAX_PARAM_CHARS, MAX_PARAMS
+
+    registry = RunRegistry()
+    registry.add_run("r", "r", "/runs/r", "/runs", "jsonl")
+    registry.set_params("r", {"lr": 0.1, "opt": {"name": "adam", "betas": [0.9, 0.99]}, "seed": None,
+                              "amp": True, "note": "x" * 1000})
+    params = registry.summary("r")["params"]  # type: ignore[index]
+    assert params["lr"] == 0.1 and params["opt.name"] == "adam" and params["opt.betas"] == "[0.9, 0.99]"
+    assert params["seed"] == "null" and params["amp"] is True and len(params["note"]) == MAX_PARAM_CHARS
+    registry.set_params("r", {f"k{i}": i for i in range(MAX_PARAMS * 2)})
+    assert len(registry.summary("r")["params"]) == MAX_PARAMS  # type: ignore[index]

@@ -64,7 +64,7 @@ def test_registry_keeps_params_flat_short_and_bounded() -> None:
     registry.set_params("r-1", {"lr": 0.001, "optim": {"name": "adam", "betas": [0.9, 0.99]}, "note": "x" * 500,
                                 "none": None})
     params = (registry.detail("r-1") or {})["params"]
-    assert params["lr"] == "0.001" and params["optim.name"] == "adam" and params["optim.betas"] == "[0.9, 0.99]"
+    assert params["lr"] == 0.001 and params["optim.name"] == "adam" and params["optim.betas"] == "[0.9, 0.99]"
     assert params["none"] == "null" and len(params["note"]) == 200
     registry.set_params("r-1", {f"k{i}": i for i in range(2000)})
     assert len((registry.detail("r-1") or {})["params"]) == 500
