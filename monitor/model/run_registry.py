@@ -24,7 +24,9 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 import numpy as np
 
-from monitor.model.run_params import MAX_TEXT_CHARS, flatten_params, shorten
+from monitor.model.run_params import MAX_PARAM_CHARS as MAX_PARAM_CHARS  # re-exported: the bounds of set_params
+from monitor.model.run_params import MAX_PARAMS as MAX_PARAMS
+from monitor.model.run_params import MAX_TEXT_CHARS, ParamValue, flatten_params, shorten
 from monitor.model.run_points import MetricRead, MetricSeries
 
 RunStatus = Literal["running", "stalled", "finished", "crashed", "deleted"]
