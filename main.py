@@ -43,6 +43,7 @@ def resolve_config(args: argparse.Namespace) -> Config:
             config.runs.roots = [*config.runs.roots, *args.runs]
         if args.demo:
             config.gpu.backend = "simulated"
+        config.storage.path = config.storage.file(args.config.resolve().parent)
     except ValidationError as exc:
         raise ConfigError("command line", format_validation_error(exc)) from None
     return config
@@ -68,7 +69,13 @@ def main(argv: list[str] | None = None) -> int:
 
         demo_runs = make_demo_root()
         config.runs.roots = [demo_runs]
-    serve(config, demo_runs=demo_runs)
+    from monitor.model.storage import NewerSchemaError
+
+    try:
+        serve(config, demo_runs=demo_runs)
+    except NewerSchemaError as exc:
+        print(f"labwall: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import socket
 from pathlib import Path
@@ -293,6 +294,40 @@ class PrometheusConfig(Section):
         return name
 
 
+class StorageConfig(Section):
+    """Durable history in an embedded SQLite file (monitor/model/storage; README "History and storage")."""
+
+    enabled: bool = True
+    # null: $STATE_DIRECTORY/labwall.db under systemd, else data/labwall.db beside the config file;
+    # a relative path is taken from the config file's directory.
+    path: Path | None = None
+    flush_s: float = Field(10.0, ge=0.1, le=300, allow_inf_nan=False)
+    minute_retention_days: float = Field(14.0, gt=0, le=3660, allow_inf_nan=False)
+    hour_retention_days: float = Field(400.0, gt=0, le=36600, allow_inf_nan=False)
+    queue_max: int = Field(100_000, ge=100, le=10_000_000)
+
+    @field_validator("path")
+    @classmethod
+    def _file_path(cls, path: Path | None) -> Path | None:
+        if path is not None and (str(path).strip() == "" or path.is_dir()):
+            raise ValueError("must be the path of a database file, not a directory")
+        return path
+
+    @model_validator(mode="after")
+    def _hours_outlive_minutes(self) -> StorageConfig:
+        if self.hour_retention_days < self.minute_retention_days:
+            raise ValueError(f"hour_retention_days ({self.hour_retention_days:g}) is shorter than "
+                             f"minute_retention_days ({self.minute_retention_days:g})")
+        return self
+
+    def file(self, config_dir: Path, environ: dict[str, str] | None = None) -> Path:
+        """The database file this configuration names, resolved."""
+        if self.path is not None:
+            return self.path if self.path.is_absolute() else config_dir / self.path
+        state = (os.environ if environ is None else environ).get("STATE_DIRECTORY", "").split(":")[0]
+        return Path(state) / "labwall.db" if state else config_dir / "data" / "labwall.db"
+
+
 class Config(Section):
     host_label: str = Field(default_factory=socket.gethostname, min_length=1, max_length=128)
     server: ServerConfig = Field(default_factory=ServerConfig)
@@ -307,6 +342,7 @@ class Config(Section):
     redaction: RedactionConfig = Field(default_factory=RedactionConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
     prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
 
     @model_validator(mode="after")
     def _window_holds_samples(self) -> Config:

@@ -16,6 +16,7 @@ from monitor.service.systemd import install_service_hooks
 from monitor.wall import register_wall
 from monitor.web.alerts_api import register_alerts_api
 from monitor.web.api import register_api
+from monitor.web.history_api import register_history_api
 from monitor.web.http_guard import install_request_guard
 from monitor.web.metrics import register_metrics
 from monitor.web.runs_api import register_runs_api
@@ -43,6 +44,7 @@ def serve(config: Config, demo_runs: Path | None = None) -> None:
     register_api(app, monitor.store)
     register_alerts_api(app, monitor.store)
     register_runs_api(app, monitor.store)
+    register_history_api(app, monitor.store)
     register_metrics(app, monitor.store)
     if demo_runs is not None:
         run_demo_trainer(demo_runs)
