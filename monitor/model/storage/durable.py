@@ -141,10 +141,8 @@ class DurableStore:
         self._close()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = connect(self.path)
-            problem = self._check(db)
+            db, problem = self._connect_checked()
             if problem is not None:
-                db.close()
                 aside = self._move_aside(now)
                 self.store.events.add("warning", SOURCE, f"{self.path} is corrupt ({problem}): moved aside to "
                                                          f"{aside.name}, a new file started")
@@ -159,13 +157,22 @@ class DurableStore:
         self.ids.clear()
         return True
 
-    def _check(self, db: sqlite3.Connection) -> str | None:
+    def _connect_checked(self) -> tuple[sqlite3.Connection, str | None]:
+        """A connection, and what PRAGMA quick_check (or opening) says is corrupt, if anything (the
+        connection is then closed)."""
+        db = None
         try:
-            return quick_check(db)
+            db = connect(self.path)
+            problem = quick_check(db)
         except sqlite3.DatabaseError as exc:
-            if is_corrupt(exc):
-                return str(exc)
-            raise
+            if not is_corrupt(exc):
+                if db is not None:
+                    db.close()
+                raise
+            problem = str(exc)
+        if problem is not None and db is not None:
+            db.close()
+        return db, problem  # type: ignore[return-value]
 
     def _move_aside(self, now: float) -> Path:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(now))
@@ -234,11 +241,12 @@ class DurableStore:
         """One cycle: (re)open when needed, write the queue and new usage records in one transaction,
         run maintenance when due. True when everything queued was written."""
         now = self.clock()
-        self._report_drops()
         if (self.db is None or not self._same_file()) and not self._open(now):
+            self._report_drops()
             return False
         assert self.db is not None
         items = self.queue.take()
+        self._report_drops()  # after the take: its event must not push out one more record
         usage_cursor, usage = self.store.usage.after(self.usage_cursor)
         try:
             self.db.execute("BEGIN IMMEDIATE")
