@@ -248,6 +248,10 @@ class DurableStore:
         items = self.queue.take()
         self._report_drops()  # after the take: its event must not push out one more record
         usage_cursor, usage = self.store.usage.after(self.usage_cursor)
+        if not items and not usage and self.problem is None:
+            if now >= self.next_maintenance:
+                self._maintain(now)
+            return True
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:

@@ -81,15 +81,22 @@ def read_history(store: Store, path: Path | None, name: str, labels: dict[str, s
         key, sid = find_series(store, db, name, labels)
         span = until - since
         raw = store.read_after(key, -1)
+        raw_history = None
         if raw is not None and len(raw) >= 2:
             step = float(np.median(np.diff(raw.times)))
             if since >= raw.times[-1] - store.window_s and span / max(step, 1e-3) <= MAX_POINTS:
                 keep = (raw.times >= since) & (raw.times < until)
                 values = raw.values[keep, 0]
-                return History(key, round(step, 3), list(zip(raw.times[keep].tolist(), values.tolist(),
-                                                             values.tolist(), strict=True)))
+                raw_history = History(key, round(step, 3), list(zip(raw.times[keep].tolist(), values.tolist(),
+                                                                    values.tolist(), strict=True)))
+                if raw.times[0] <= since + step:
+                    return raw_history
         if span / MINUTE <= MAX_POINTS:
-            return History(key, MINUTE, _minutes(store, db, key, sid, since, until))
+            minutes = _minutes(store, db, key, sid, since, until)
+            # raw points began after `since` (a restart): minutes, unless none is older than them
+            if raw_history is not None and raw is not None and not (minutes and minutes[0][0] < raw.times[0]):
+                return raw_history
+            return History(key, MINUTE, minutes)
         step = HOUR * max(1, math.ceil(span / HOUR / MAX_POINTS))
         return History(key, float(step), _hours(db, sid, since, until, step))
     finally:
