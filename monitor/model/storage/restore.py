@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,16 +34,13 @@ def series_key(name: str, labels: str) -> SeriesKey:
 def restore(db: sqlite3.Connection, store: Store, now: float, event_limit: int, alert_limit: int,
             usage_since: float) -> Restored:
     done = Restored()
-    # the store's 1-minute tier holds 24 h
-    rows: dict[int, list[tuple[float, float, float]]] = defaultdict(list)
-    for sid, t, mean, peak in db.execute(
-        "SELECT series, t, mean, max FROM minute_points WHERE t >= ? ORDER BY series, t", (now - DAY_S,)
-    ):
-        rows[sid].append((float(t), mean, peak))
+    # the store's 1-minute tier holds 24 h; one range read per series (the table's key)
     keys = {sid: series_key(name, labels) for sid, name, labels in db.execute("SELECT id, name, labels FROM series")}
-    for sid, points in rows.items():
-        if sid in keys:
-            store.restore_minutes(keys[sid], points)
+    for sid, key in keys.items():
+        points = [(float(t), mean, peak) for t, mean, peak in db.execute(
+            "SELECT t, mean, max FROM minute_points WHERE series = ? AND t >= ? ORDER BY t", (sid, now - DAY_S))]
+        if points:
+            store.restore_minutes(key, points)
             done.series += 1
             done.minutes += len(points)
     events = db.execute("SELECT t, level, source, text FROM events ORDER BY id DESC LIMIT ?", (event_limit,)).fetchall()
