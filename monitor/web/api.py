@@ -34,7 +34,8 @@ def health(store: Store) -> dict[str, Any]:
             reasons.append(f"{name}: {h['state']}" + (f" — {h['error']}" if h.get("error") else ""))
         elif h.get("degraded"):
             reasons.append(f"{name}: {h['degraded']}")
-    storage = store.journal.snapshot() if store.journal is not None else {"state": "disabled"}
+    journal = getattr(store, "journal", None)  # durable storage; stand-in stores may have none
+    storage = journal.snapshot() if journal is not None else {"state": "disabled"}
     if storage.get("degraded"):
         reasons.append(f"storage: {storage['degraded']}")
     return {
