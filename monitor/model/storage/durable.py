@@ -110,6 +110,7 @@ class DurableStore:
         self.next_maintenance = 0.0
         self.restored: Restored | None = None
         self._inode: int | None = None
+        self._checked_inode: int | None = None  # the file PRAGMA quick_check last passed (once per file)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one flush at a time (the thread, or stop's last one)
@@ -163,7 +164,11 @@ class DurableStore:
         db = None
         try:
             db = connect(self.path)
-            problem = quick_check(db)
+            inode = os.stat(self.path).st_ino
+            # quick_check reads the whole file: once per file, not on every retry during a fault
+            problem = quick_check(db) if inode != self._checked_inode else None
+            if problem is None:
+                self._checked_inode = inode
         except sqlite3.DatabaseError as exc:
             if not is_corrupt(exc):
                 if db is not None:
@@ -289,6 +294,7 @@ class DurableStore:
     def _write_failed(self, exc: sqlite3.Error, now: float) -> None:
         self._close()  # the next cycle reopens: a connection after an I/O error is not trusted
         if is_corrupt(exc):
+            self._checked_inode = None
             aside = self._move_aside(now)
             self._fault(f"{self.path} is corrupt ({exc}): moved aside to {aside.name}", exc)
         else:
