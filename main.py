@@ -43,6 +43,7 @@ def resolve_config(args: argparse.Namespace) -> Config:
             config.runs.roots = [*config.runs.roots, *args.runs]
         if args.demo:
             config.gpu.backend = "simulated"
+        config.storage.path = config.storage.file(args.config.resolve().parent)
     except ValidationError as exc:
         raise ConfigError("command line", format_validation_error(exc)) from None
     return config
@@ -72,7 +73,15 @@ def main(argv: list[str] | None = None) -> int:
         config.runs.roots = [demo_lab.root]
         if config.gpu.simulated_scenario is None:
             config.gpu.simulated_scenario = scenario
-    serve(config, demo_lab=demo_lab)
+    from monitor.model.storage import NewerSchemaError
+
+    try:
+        serve(config, demo_lab=demo_lab)
+    except NewerSchemaError as exc:
+        print(f"labwall: {exc}", file=sys.stderr)
+        if demo_lab is not None:
+            demo_lab.stop()
+        return 1
     return 0
 
 

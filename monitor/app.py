@@ -16,6 +16,7 @@ from collectors.registry import declared_specs
 from monitor.alerts.engine import build_alert_engine
 from monitor.config import Config
 from monitor.model.settings import CollectorContext
+from monitor.model.storage import DurableStore, StorageSettings
 from monitor.model.store import Store
 from monitor.usage.accountant import build_accountant
 
@@ -59,6 +60,7 @@ class Monitor:
             day_tier=config.history.day_tier,
             event_capacity=config.events.capacity,
         )
+        self.storage = open_storage(config, self.store)  # fills the store before any collector exists
         self.collectors = build_collectors(config, self.store) if collectors is None else collectors
         self.threads = [CollectorThread(c) for c in self.collectors]
         self.hang_watch = HangWatch(self.threads)
@@ -68,6 +70,8 @@ class Monitor:
         if self.started:
             return
         self.started = True
+        if self.storage is not None:
+            self.storage.start()
         for thread in self.threads:
             thread.start()
         self.hang_watch.start()
@@ -85,5 +89,26 @@ class Monitor:
             if not thread.join(max(0.0, deadline - time.monotonic())):
                 log.warning("collector %s did not stop within %.1f s", thread.collector.name, timeout_s)
                 stopped = False
+        if self.storage is not None:
+            self.storage.stop(timeout_s=1.0)  # the last queued minutes and events reach the file
         log.info("labwall stopped (collector threads %s)", "joined" if stopped else "NOT all joined")
         return stopped
+
+
+def open_storage(config: Config, store: Store) -> DurableStore | None:
+    """The durable store when enabled and its path resolved (main.py resolves it; a Config built in
+    code has none, so tests and benchmarks stay memory-only unless they set one)."""
+    if not config.storage.enabled or config.storage.path is None:
+        return None
+    day = 86400.0
+    settings = StorageSettings(
+        path=config.storage.path,
+        flush_s=config.storage.flush_s,
+        minute_retention_s=config.storage.minute_retention_days * day,
+        hour_retention_s=config.storage.hour_retention_days * day,
+        queue_max=config.storage.queue_max,
+        recent_alerts=config.alerts.recent_max,
+    )
+    storage = DurableStore(store, settings)
+    storage.open_and_restore()  # NewerSchemaError stops start-up (main.py says why)
+    return storage

@@ -7,6 +7,7 @@ The schema is the app's own sections (below) plus the section each declared coll
 from __future__ import annotations
 
 import math
+import os
 import re
 import socket
 from pathlib import Path
@@ -28,7 +29,8 @@ __all__ = [  # the app's sections, the collectors' sections it re-exports, and t
     "APP_SECTIONS", "AlertRule", "AlertsConfig", "CollectorDownAlert", "Config", "ConfigError", "DiskFullAlert",
     "EventsConfig", "GpuConfig", "GpuHotAlert", "GpuIdleAlert", "GpuLostAlert", "GpuMemoryAlert", "GpuXidAlert",
     "HistoryConfig", "HostConfig", "JoinConfig", "MainMetricRule", "PrometheusConfig", "RedactionConfig",
-    "RunCrashedAlert", "RunStalledAlert", "RunsConfig", "Section", "ServerConfig", "Severity", "ThresholdsConfig",
+    "RunCrashedAlert", "RunStalledAlert", "RunsConfig", "Section", "ServerConfig", "Severity", "StorageConfig",
+    "ThresholdsConfig",
     "WallConfig", "WebhookConfig", "format_validation_error", "load_config", "parse_config",
 ]  # fmt: skip
 
@@ -194,6 +196,40 @@ class EventsConfig(Section):
     capacity: int = Field(1000, ge=10, le=1_000_000)
 
 
+class StorageConfig(Section):
+    """Durable history in an embedded SQLite file (monitor/model/storage; README "History and storage")."""
+
+    enabled: bool = True
+    # null: $STATE_DIRECTORY/labwall.db under systemd, else data/labwall.db beside the config file;
+    # a relative path is taken from the config file's directory.
+    path: Path | None = None
+    flush_s: float = Field(10.0, ge=0.1, le=300, allow_inf_nan=False)
+    minute_retention_days: float = Field(14.0, gt=0, le=3660, allow_inf_nan=False)
+    hour_retention_days: float = Field(400.0, gt=0, le=36600, allow_inf_nan=False)
+    queue_max: int = Field(100_000, ge=100, le=10_000_000)
+
+    @field_validator("path")
+    @classmethod
+    def _file_path(cls, path: Path | None) -> Path | None:
+        if path is not None and (str(path).strip() == "" or path.is_dir()):
+            raise ValueError("must be the path of a database file, not a directory")
+        return path
+
+    @model_validator(mode="after")
+    def _hours_outlive_minutes(self) -> StorageConfig:
+        if self.hour_retention_days < self.minute_retention_days:
+            raise ValueError(f"hour_retention_days ({self.hour_retention_days:g}) is shorter than "
+                             f"minute_retention_days ({self.minute_retention_days:g})")
+        return self
+
+    def file(self, config_dir: Path, environ: dict[str, str] | None = None) -> Path:
+        """The database file this configuration names, resolved."""
+        if self.path is not None:
+            return self.path if self.path.is_absolute() else config_dir / self.path
+        state = (os.environ if environ is None else environ).get("STATE_DIRECTORY", "").split(":")[0]
+        return Path(state) / "labwall.db" if state else config_dir / "data" / "labwall.db"
+
+
 class _AppConfig(Section):
     """The keys before the collectors' sections; the rest follow them (APP_SECTIONS)."""
 
@@ -220,6 +256,7 @@ APP_SECTIONS: dict[str, type[Section]] = {
     "alerts": AlertsConfig,
     "redaction": RedactionConfig,
     "events": EventsConfig,
+    "storage": StorageConfig,
 }
 
 

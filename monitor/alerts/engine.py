@@ -86,6 +86,7 @@ class AlertEngine(Collector):
         self.raised_total = 0
         self.cleared_total = 0
         self._seq = 0
+        self._restore_recent(store.restored_alerts)
 
     # -- Collector hooks ----------------------------------------------------------------------------
     def setup(self) -> None:
@@ -168,6 +169,16 @@ class AlertEngine(Collector):
             self.cleared_total += 1
         if self.notifier is not None:
             self.notifier.notify(kind, body)  # never blocks: a bounded queue drained by its own thread
+        self.store.record_alert(kind, body, (alert.cleared_at if kind == "cleared" else alert.raised_at) or 0.0)
+
+    def _restore_recent(self, cleared: list[dict[str, Any]]) -> None:
+        """Cleared alerts kept by durable storage (oldest first) become "recent" again after a restart."""
+        for body in cleared:
+            try:
+                self.recent.append(Alert(**{k: v for k, v in body.items() if k in Alert.__slots__}))
+            except TypeError:
+                continue  # a row written by another version: that alert only is lost
+        self._seq = max((a.seq for a in self.recent), default=0)
 
     # -- the state document -------------------------------------------------------------------------
     def document(self, now: float) -> dict[str, Any]:

@@ -29,6 +29,22 @@ class HealthSource(Protocol):
     def snapshot(self) -> dict[str, Any]: ...
 
 
+class Journal(Protocol):
+    """Durable storage as the store sees it: every call only queues (never waits on a disk)."""
+
+    def minute(self, key: SeriesKey, start: float, mean: float, peak: float) -> None: ...
+
+    def event(self, event: Event) -> None: ...
+
+    def alert(self, kind: str, alert: dict[str, Any], time: float) -> None: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+
+# (seq, minute start, mean, max) rows restored for a series that no collector has written yet
+RestoredMinutes = list[tuple[int, float, float, float]]
+
+
 @dataclass(slots=True)
 class _MinuteBucket:
     start: float
@@ -54,20 +70,30 @@ class Series:
         self._bucket: _MinuteBucket | None = None
         self.updated = 0.0
 
-    def append(self, next_seq: Callable[[], int], time: float, value: float) -> None:
+    def append(self, next_seq: Callable[[], int], time: float, value: float) -> tuple[float, float, float] | None:
+        """Add a raw point; returns the minute bucket it closed, (start, mean, max), if any."""
         self.raw.append(next_seq(), time, value)
         self.updated = time
         if self.day is None:
-            return
+            return None
         start = math.floor(time / MINUTE) * MINUTE
         bucket = self._bucket
+        closed = None
         if bucket is not None and start != bucket.start:
             if start > bucket.start:
-                self.day.append(next_seq(), bucket.start, bucket.total / bucket.count, bucket.peak)
+                closed = (bucket.start, bucket.total / bucket.count, bucket.peak)
+                self.day.append(next_seq(), *closed)
             bucket = None  # a clock stepping backwards starts a fresh bucket rather than mixing minutes
         if bucket is None:
             bucket = self._bucket = _MinuteBucket(start)
         bucket.add(value)
+        return closed
+
+    def prefill(self, minutes: RestoredMinutes) -> None:
+        """Minute buckets read back from durable storage, older than anything appended after."""
+        if self.day is not None:
+            for seq, t, mean, peak in minutes:
+                self.day.append(seq, t, mean, peak)
 
     def open_bucket(self) -> tuple[float, float, float] | None:
         b = self._bucket
@@ -85,13 +111,25 @@ class EventLog:
         self._events: deque[Event] = deque(maxlen=capacity)
         self._seq = 0
         self._lock = threading.Lock()
+        self.listener: Callable[[Event], None] | None = None  # durable storage's queue
 
     def add(self, level: Level, source: str, text: str, time: float | None = None) -> Event:
         with self._lock:
             self._seq += 1
             event = Event(self._seq, _time.time() if time is None else time, level, source, text)
             self._events.append(event)
-            return event
+        if self.listener is not None:
+            self.listener(event)
+        return event
+
+    def restore(self, events: Iterable[tuple[float, Level, str, str]]) -> int:
+        """Events read back from durable storage, (time, level, source, text) oldest first, taking
+        the first sequence numbers; call before anything else adds one. Returns how many."""
+        with self._lock:
+            for time, level, source, text in events:
+                self._seq += 1
+                self._events.append(Event(self._seq, time, level, source, text))
+            return len(self._events)
 
     def read_after(self, cursor: int, limit: int | None = None) -> list[Event]:
         with self._lock:
@@ -101,6 +139,10 @@ class EventLog:
     @property
     def cursor(self) -> int:
         return self._seq
+
+    @property
+    def capacity(self) -> int:
+        return self._events.maxlen or 0
 
 
 class Store:
@@ -125,6 +167,10 @@ class Store:
         self._health: dict[str, HealthSource] = {}
         self._seq = 0
         self._lock = threading.Lock()
+        self.journal: Journal | None = None  # durable storage (monitor/model/storage), when enabled
+        self._restored: dict[SeriesKey, RestoredMinutes] = {}
+        self.restored_until: float | None = None  # the newest restored minute: a restart lies after it
+        self.restored_alerts: list[dict[str, Any]] = []  # cleared alerts read back, oldest first
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -152,7 +198,27 @@ class Store:
                     if len(self._series) >= self.max_series:
                         self._evict_stalest()
                     series = self._series[s.key] = Series(s.key, capacity, self.day_tier)
-                series.append(self._next_seq, s.time, s.value)
+                    if s.key in self._restored:
+                        series.prefill(self._restored.pop(s.key))
+                closed = series.append(self._next_seq, s.time, s.value)
+                if closed is not None and self.journal is not None:
+                    self.journal.minute(s.key, *closed)
+
+    def restore_minutes(self, key: SeriesKey, rows: Iterable[tuple[float, float, float]]) -> None:
+        """Minute buckets (start, mean, max) read back from durable storage, oldest first: they take
+        sequence numbers now and fill the series' 1-minute tier when its collector first writes it."""
+        if not self.day_tier:
+            return
+        with self._lock:
+            kept = [(self._next_seq(), t, mean, peak) for t, mean, peak in rows][-DAY_BUCKETS:]
+            if kept:
+                self._restored[key] = kept
+                self.restored_until = max(self.restored_until or kept[-1][1], kept[-1][1])
+
+    def record_alert(self, kind: str, alert: dict[str, Any], time: float) -> None:
+        """An alert raised or cleared (the alert engine): kept by durable storage, when enabled."""
+        if self.journal is not None:
+            self.journal.alert(kind, alert, time)
 
     def _evict_stalest(self) -> None:
         stalest = min(self._series.values(), key=lambda s: s.updated)

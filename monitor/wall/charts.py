@@ -138,7 +138,9 @@ def new_points(store: Store, refs: Refs, after: int, upto: int, window: ChartWin
 
 
 def history(store: Store, refs: Refs, upto: int, now: float, window: ChartWindow) -> list[tuple[list, list]]:
-    """Every trace's points within the window up to cursor `upto`: what a new page starts from."""
+    """Every trace's points within the window up to cursor `upto`: what a new page starts from.
+    Minutes restored from durable storage come first, then a gap (a null point: the restart), then
+    what this process collected; from raw points, the restored minutes older than the first one."""
     traces = []
     for ref in refs:
         if ref is None:
@@ -146,8 +148,38 @@ def history(store: Store, refs: Refs, upto: int, now: float, window: ChartWindow
             continue
         seqs, times, values = _read(store, ref, -1, window)
         keep = (seqs <= upto) & (times >= now - window.span_s)
-        traces.append(_xy(times[keep], values[keep], window.epoch))
+        times, values = times[keep], values[keep]
+        before = store.restored_until
+        if before is None:
+            traces.append(_xy(times, values, window.epoch))
+            continue
+        if window.day_tier:
+            old = times <= before
+            old_times, old_values, times, values = times[old], values[old], times[~old], values[~old]
+        else:
+            old_times, old_values = _restored_minutes(store, ref, now - window.span_s, before,
+                                                      float(times[0]) if len(times) else now)
+        traces.append(_with_gap(_xy(old_times, old_values, window.epoch), _xy(times, values, window.epoch)))
     return traces
+
+
+def _restored_minutes(store: Store, ref: SeriesRef, since: float, before: float,
+                      first_raw: float) -> tuple[np.ndarray, np.ndarray]:
+    chunk = store.read_day_after(ref.key, -1)
+    if chunk is None or not len(chunk):
+        return np.zeros(0), np.zeros(0)
+    keep = (chunk.times >= since) & (chunk.times <= before) & (chunk.times < first_raw)
+    return chunk.times[keep], chunk.values[keep, 0] * ref.scale
+
+
+def _with_gap(old: tuple[list, list], new: tuple[list, list]) -> tuple[list, list]:
+    """`old` then `new`, with a null point between them so that no line is drawn across the restart."""
+    (old_x, old_y), (new_x, new_y) = old, new
+    if not old_x:
+        return new
+    gap_x = old_x[-1] + DAY_BUCKET_S if not new_x else (old_x[-1] + new_x[0]) / 2
+    gap_x = min(gap_x, new_x[0]) if new_x else gap_x
+    return [*old_x, round(gap_x, 1), *new_x], [*old_y, None, *new_y]
 
 
 def span_text(span_s: float) -> str:

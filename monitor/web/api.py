@@ -35,12 +35,17 @@ def health(store: Store) -> dict[str, Any]:
             reasons.append(f"{name}: {h['state']}" + (f" — {h['error']}" if h.get("error") else ""))
         elif h.get("degraded"):
             reasons.append(f"{name}: {h['degraded']}")
+    journal = getattr(store, "journal", None)  # durable storage; stand-in stores may have none
+    storage = journal.snapshot() if journal is not None else {"state": "disabled"}
+    if storage.get("degraded"):
+        reasons.append(f"storage: {storage['degraded']}")
     return {
         "status": "degraded" if reasons else "ok",
         "reasons": reasons,
         "time": time.time(),
         "host": store.host,
         "collectors": collectors,
+        "storage": storage,  # durable storage (README "History and storage")
     }
 
 

@@ -11,6 +11,7 @@ Nothing an answer says comes from a file; the value a client sent is echoed shor
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -28,6 +29,9 @@ MAX_CURSOR = 2**63 - 1  # cursors are store sequence numbers (int64)
 # Routes whose query parameters are checked: the page may carry a kiosk's query string, and
 # Prometheus scrape configs may add `params` that an exporter is expected to ignore.
 API_PATHS = ("/api/", "/healthz")
+# A route whose openapi_extra sets this also takes any label name as a query parameter (/api/history).
+LABEL_PARAMS = "x-labwall-label-params"
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]{0,63}")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -55,6 +59,12 @@ def query_problem(route: APIRoute, query: list[tuple[str, str]]) -> str | None:
     unknown = sorted({name for name, _ in query} - known)
     if not unknown:
         return None
+    if (route.openapi_extra or {}).get(LABEL_PARAMS):
+        bad = [name for name in unknown if not LABEL_NAME.fullmatch(name)]
+        if not bad:
+            return None
+        return (f"query parameter {echo(bad[0])} is not a label name (letters, digits, _; at most 64); "
+                f"{route.path} takes {', '.join(sorted(known))} and LABEL=VALUE pairs")
     takes = ", ".join(sorted(known)) or "no query parameters"
     return f"unknown query parameter {echo(unknown[0])}; {route.path} takes {takes}"
 

@@ -17,6 +17,7 @@ from monitor.wall import register_wall
 from monitor.web.access import AccessRules, install_access_rules
 from monitor.web.alerts_api import register_alerts_api
 from monitor.web.api import health, register_api
+from monitor.web.history_api import register_history_api
 from monitor.web.http_guard import install_request_guard
 from monitor.web.metrics import register_metrics
 from monitor.web.runs_api import register_runs_api
@@ -40,6 +41,7 @@ def serve(config: Config, demo_lab: DemoLab | None = None) -> None:
     register_alerts_api(app, monitor.store)
     register_runs_api(app, monitor.store)
     register_usage_api(app, monitor.store)
+    register_history_api(app, monitor.store)
     register_metrics(app, monitor.store)
     if demo_lab is not None:
         app.on_shutdown(lambda: stop_demo_lab(demo_lab))

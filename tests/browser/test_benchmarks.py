@@ -33,6 +33,8 @@ EXPECTED_LONG = {
     "soak.py": ["after block  5/5 (   50 cycles,", "cycles done: 50 in", " s, 0 failed;", "RSS growth after warm-up:",
                 "threads after warm-up -> end, besides the worker pool:", "open fds:",
                 "NiceGUI clients after all viewers left: 0 "],
+    "storage_bench.py": ["CPU, 8 simulated GPUs + host at 1 s", "bytes per GPU-day:", "per GPU-day: minute tier",
+                         "restart after kill -9: page live", "then the gap"],
 }
 
 
