@@ -1,4 +1,5 @@
-"""The read-only drill-down pages: `/run/{id}` and `/runs` (and the shared page frame, shell.py).
+"""The read-only drill-down pages: `/run/{id}`, `/runs`, `/gpu/{host}/{index}`, `/usage` (and the shared
+page frame, shell.py).
 
 Views of the shared store like the wall: they read the model and never write it; every route is
 GET; a viewer's controls (zoom, smoothing, filters) stay in its browser, its URL or its own page.
@@ -13,9 +14,11 @@ from nicegui import ui
 
 from monitor.app import Monitor
 from monitor.model.run_registry import valid_run_id
+from monitor.pages.gpu_page import GpuPage, gpu_known
 from monitor.pages.run_page import RunPage
 from monitor.pages.runs_list import build_runs_page, clean_filters
 from monitor.pages.shell import CSS, PageContext, PageShell, not_found
+from monitor.pages.usage_page import UsagePage
 from monitor.wall.gpu_tiles import gpu_href
 
 __all__ = ["PageContext", "PageShell", "gpu_href", "not_found", "register_pages"]
@@ -40,8 +43,17 @@ def register_pages(monitor: Monitor) -> PageContext:
         build_runs_page(context, clean_filters({"status": status, "user": user, "root": root, "name": name}))
 
     @ui.page("/gpu/{host}/{index}", title=monitor.config.wall.title)
-    def gpu_page(host: str, index: str) -> Response:
-        # the GPU page comes later; until then its links from the wall answer a readable 404
-        return not_found(context, "No GPU page yet", f"There is no page for GPU {index[:20]!r} of {host[:80]!r} yet.")
+    def gpu_page(host: str, index: str, span: str = "1h") -> Response | None:
+        if host != monitor.config.host_label or not index.isdigit() or not gpu_known(context, int(index)):
+            where = "this server" if host == monitor.config.host_label else f"host {host[:80]!r}"
+            return not_found(context, "No such GPU",
+                             f"labwall knows no GPU {index[:20]!r} on {where}: pages show this server's GPUs "
+                             "(other hosts' history lives in their own wall or in Prometheus).")
+        GpuPage(context, int(index), span)
+        return None
+
+    @ui.page("/usage", title=monitor.config.wall.title)
+    def usage_page(span: str = "week") -> None:
+        UsagePage(context, span)
 
     return context

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from nicegui import ui
@@ -37,6 +38,17 @@ CHARTS: tuple[tuple[str, tuple[tuple[str, str, float], ...], str], ...] = (
 def span_seconds(span: str, retained_s: float) -> float:
     seconds = SPANS.get(span, SPANS["1h"])
     return retained_s if seconds is None else seconds
+
+
+def retained_s(context: PageContext) -> float:
+    """How far back history goes: the hour tier's retention with storage, else memory's 24 h tier."""
+    storage = context.config.storage
+    return storage.hour_retention_days * 86400.0 if storage.enabled and context.store.journal is not None else 86400.0
+
+
+def history_path(context: PageContext) -> Path | None:
+    journal = context.store.journal
+    return journal.path if journal is not None else None  # type: ignore[attr-defined]
 
 
 @dataclass(slots=True)
@@ -79,6 +91,15 @@ def holders_timeline(records: list[UsageRecord]) -> dict[str, Any]:
             "config": {"displaylogo": False, "responsive": True, "staticPlot": False}}
 
 
+def gpu_known(context: PageContext, index: int) -> bool:
+    """A GPU the collector reports now, or one whose history the store holds."""
+    state = context.store.state("gpu")
+    gpus = state[1].get("gpus") if state and isinstance(state[1], dict) else None
+    if any(g.get("index") == index for g in gpus or []):
+        return True
+    return any(dict(key[1]).get("gpu") == str(index) for key in context.store.keys("gpu_utilization_percent"))
+
+
 class GpuPage:
     def __init__(self, context: PageContext, index: int, span: str) -> None:
         self.context = context
@@ -86,7 +107,7 @@ class GpuPage:
         self.store = context.store
         self.span = span if span in SPANS else "1h"
         now = time.time()
-        self.since = now - span_seconds(self.span, context.retained_s)
+        self.since = now - span_seconds(self.span, retained_s(context))
         self.labels = {"gpu": str(index)}
         self.live = self.span == "1h"
         gpu = self.gpu_entry() or {}
@@ -129,7 +150,7 @@ class GpuPage:
         traces, kept = [], []
         for k, (name, word, scale) in enumerate(series):
             try:
-                history = read_history(self.store, self.context.history_path, name, self.labels, self.since, now)
+                history = read_history(self.store, history_path(self.context), name, self.labels, self.since, now)
             except (UnknownSeries, ValueError):
                 continue
             xs = [p[0] * 1000 for p in history.points]

@@ -13,6 +13,7 @@ from typing import Any
 
 from nicegui import ui
 
+from monitor.pages.gpu_page import retained_s
 from monitor.pages.run_charts import colour
 from monitor.pages.shell import PageContext, PageShell
 from monitor.usage.report import usage_report
@@ -53,7 +54,7 @@ class UsagePage:
         self.span = span if span in SPANS else "week"
         now = time.time()
         width = SPANS[self.span]
-        since = now - (context.retained_s if width is None else width)
+        since = now - (retained_s(context) if width is None else width)
         bucket = "hour" if self.span == "day" else "day"
         store = context.store
         names = {s["id"]: s["name"] for s in store.runs.summaries()}

@@ -76,7 +76,8 @@ class UsageStrip:
 
 
 def build_strip(view: CellView) -> None:
-    with ui.element("div").classes("usage"):
+    # A plain link to /usage (a laptop's click; a kiosk never clicks; no listener on the wall).
+    with ui.link(target="/usage").classes("usage"):
         ui.label("GPU-hours this week · idle share").classes("kpi-l")
         with ui.element("div").classes("us-row"):
             view.label("us.none", "us-none")
