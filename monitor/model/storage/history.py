@@ -83,11 +83,11 @@ def read_history(store: Store, path: Path | None, name: str, labels: dict[str, s
         raw = store.read_after(key, -1)
         raw_history = None
         if raw is not None and len(raw) >= 2:
-            step = float(np.median(np.diff(raw.times)))
+            step = float(np.median(np.diff(raw.times)))  # the collector's interval, give or take its jitter
             if since >= raw.times[-1] - store.window_s and span / max(step, 1e-3) <= MAX_POINTS:
                 keep = (raw.times >= since) & (raw.times < until)
                 values = raw.values[keep, 0]
-                raw_history = History(key, round(step, 3), list(zip(raw.times[keep].tolist(), values.tolist(),
+                raw_history = History(key, max(0.1, round(step, 1)), list(zip(raw.times[keep].tolist(), values.tolist(),
                                                                     values.tolist(), strict=True)))
                 if raw.times[0] <= since + step:
                     return raw_history
