@@ -124,7 +124,9 @@ class RunJoinCollector(Collector):
             f = facts[pid]
             run_id, via, reason = self._match(f, now)
             run = self.index.runs.get(run_id) if run_id else None
-            user = (f.user if f else None) or doc_users.get(pid)
+            # The GPU collector's user for the pid (the same /proc owner on a real GPU; the scenario's on
+            # simulated ones): the usage accountant compares it to tell a reused pid from the same process.
+            user = doc_users.get(pid) or (f.user if f else None)
             by_pid[pid] = {JoinField.RUN_ID: run_id, JoinField.RUN_NAME: run.name if run else None, JoinField.VIA: via,
                            JoinField.USER: user, JoinField.REASON: reason}
             if run_id is not None:

@@ -9,6 +9,7 @@ point is a minute old anyway); the page says when.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 from nicegui import ui
 
+from monitor.model.run_gpus import gpus_with_runs, join_document
 from monitor.model.storage.history import UnknownSeries, read_history
 from monitor.model.usage import UsageRecord
 from monitor.pages.run_charts import colour
@@ -71,24 +73,31 @@ def chart_figure(traces: list[dict[str, Any]], unit: str) -> dict[str, Any]:
     }
 
 
-def holders_timeline(records: list[UsageRecord]) -> dict[str, Any]:
-    """One row per (user, run) that held the GPU, a bar segment per minute it held it."""
+def holders(records: list[UsageRecord], run_names: dict[str, str]) -> dict[str, list[UsageRecord]]:
+    """The records of each (user, run) that held the GPU, in order of first holding."""
     rows: dict[str, list[UsageRecord]] = {}
     for r in sorted(records, key=lambda r: r.start):
-        rows.setdefault(f"{r.user or 'unknown user'} · {r.run or 'no run'}", []).append(r)
+        run = run_names.get(r.run, r.run) if r.run else "no run joined"
+        rows.setdefault(f"{r.user or 'unknown user'} · {run}", []).append(r)
+    return rows
+
+
+def holders_timeline(rows: dict[str, list[UsageRecord]]) -> dict[str, Any]:
+    """One row per holder (#1, #2, ...: outside text never enters a chart, the names are labels beside
+    it), a bar segment per minute it held the GPU."""
     traces = []
-    for k, (label, held) in enumerate(rows.items()):
-        traces.append({"type": "bar", "orientation": "h", "y": [label] * len(held),
+    for k, held in enumerate(rows.values()):
+        traces.append({"type": "bar", "orientation": "h", "y": [f"#{k + 1}"] * len(held),
                        "x": [r.span_s * 1000 for r in held], "base": [r.start * 1000 for r in held],
-                       "marker": {"color": colour(k)}, "name": f"holder {k + 1}",
-                       "hovertemplate": "%{base|%H:%M} +%{x:.0f} ms<extra></extra>"})
+                       "marker": {"color": colour(k)}, "name": f"#{k + 1}",
+                       "hovertemplate": f"#{k + 1} %{{base|%H:%M}}<extra></extra>"})
     axis = {"gridcolor": "rgba(148, 163, 184, 0.12)", "color": "#8d9bb0"}
     return {"data": traces,
-            "layout": {"margin": {"l": 8, "r": 8, "t": 6, "b": 28}, "barmode": "overlay", "showlegend": False,
+            "layout": {"margin": {"l": 36, "r": 8, "t": 6, "b": 28}, "barmode": "overlay", "showlegend": False,
                        "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)", "autosize": True,
                        "font": {"color": "#8d9bb0", "size": 11}, "xaxis": {**axis, "type": "date"},
-                       "yaxis": {**axis, "automargin": True}, "height": 60 + 28 * max(1, len(rows))},
-            "config": {"displaylogo": False, "responsive": True, "staticPlot": False}}
+                       "yaxis": {**axis, "autorange": "reversed"}, "height": 60 + 28 * max(1, len(rows))},
+            "config": {"displaylogo": False, "responsive": True}}
 
 
 def gpu_known(context: PageContext, index: int) -> bool:
@@ -132,9 +141,11 @@ class GpuPage:
         ui.timer(context.config.wall.flush_interval_s if self.live else 10.0, self.tick)
 
     def gpu_entry(self) -> dict[str, Any] | None:
+        """This GPU's reading with the run join's `run_id`/`run_name` on its processes."""
         state = self.store.state("gpu")
         gpus = state[1].get("gpus") if state and isinstance(state[1], dict) else None
-        return next((g for g in gpus or [] if g.get("index") == self.index), None)
+        mine = [g for g in gpus or [] if g.get("index") == self.index]
+        return gpus_with_runs(mine, join_document(self.store))[0] if mine else None
 
     def _build_controls(self) -> None:
         with ui.element("div").classes("rp-controls"):
@@ -149,24 +160,42 @@ class GpuPage:
     def _chart(self, title: str, series: tuple[tuple[str, str, float], ...], unit: str, now: float) -> None:
         traces, kept = [], []
         for k, (name, word, scale) in enumerate(series):
-            try:
-                history = read_history(self.store, history_path(self.context), name, self.labels, self.since, now)
-            except (UnknownSeries, ValueError):
+            points, cursor = self._history(name, now)
+            if not points:
                 continue
-            xs = [p[0] * 1000 for p in history.points]
-            ys = [None if p[1] is None else round(p[1] * scale, 3) for p in history.points]
+            xs = [None if t is None else round(t * 1000) for t, _ in points]
+            ys = [None if v is None else round(v * scale, 3) for _, v in points]
             traces.append({"type": "scatter", "mode": "lines", "x": xs, "y": ys, "name": word,
-                           "line": {"color": colour(k), "width": 1.5}})
-            key = next((key for key in self.store.keys(name) if dict(key[1]).get("gpu") == str(self.index)), None)
-            cursor = self.store.cursor
-            kept.append(Trace(name, scale, cursor if key is not None else -1))
+                           "line": {"color": colour(k), "width": 1.5}, "connectgaps": False})
+            kept.append(Trace(name, scale, cursor))
         with ui.element("div").classes("lw-section gp-chart"):
             ui.label(title).classes("lw-sec-t")
             if not traces:
-                ui.label("not reported by this GPU").classes("lw-note")
+                ui.label("not reported by this GPU in this span").classes("lw-note")
                 return
             plot = ui.plotly(chart_figure(traces, unit)).classes("gp-plot")
         self.plots.append((plot, kept))
+
+    def _history(self, name: str, now: float) -> tuple[list[tuple[float | None, float | None]], int]:
+        """The span's minute (or hour) means from the durable history, then the raw points in memory
+        (newer than the last of those), a gap (None) where a restart left no data; and the store
+        cursor after the raw points, where the live updates continue."""
+        key = next((key for key in self.store.keys(name) if dict(key[1]).get("gpu") == str(self.index)), None)
+        raw = self.store.read_after(key, -1) if key is not None else None
+        first_raw = float(raw.times[0]) if raw is not None and len(raw) else math.inf
+        try:
+            tiers = read_history(self.store, history_path(self.context), name, self.labels, self.since, now)
+            older = [(t, mean) for t, mean, _ in tiers.points if t + tiers.step_s <= first_raw]
+            step = tiers.step_s
+        except (UnknownSeries, ValueError):
+            older, step = [], 60.0
+        points: list[tuple[float | None, float | None]] = list(older)
+        if raw is not None and len(raw):
+            if older and first_raw - older[-1][0] > 2 * step + 60:
+                points.append((None, None))  # a restart (or a stopped collector): drawn as a gap
+            points += [(t, v) for t, v in zip(raw.times.tolist(), raw.values[:, 0].tolist(), strict=True)
+                       if t >= self.since]
+        return points, (raw.cursor if raw is not None and len(raw) else self.store.cursor)
 
     def _holders(self, now: float) -> None:
         records = [r for r in self.store.usage.records(self.since, now)
@@ -176,14 +205,21 @@ class GpuPage:
             if not records:
                 ui.label("no process held this GPU in this span").classes("lw-note")
             else:
-                ui.plotly(holders_timeline(records)).classes("gp-holders")
+                names = {s["id"]: s["name"] for s in self.store.runs.summaries()}
+                rows = holders(records, names)
+                ui.plotly(holders_timeline(rows)).classes("gp-holders")
+                with ui.element("div").classes("lw-table gp-holder-keys"):
+                    for k, (label, held) in enumerate(rows.items()):
+                        ui.label(f"#{k + 1}").style(f"color: {colour(k)}")
+                        ui.label(label)
+                        ui.label(f"{sum(r.gpu_s for r in held) / 3600:.2f} GPU-h")
 
     def refresh_now(self) -> None:
         gpu = self.gpu_entry() or {}
         self.now_box.clear()
         facts = (("status", gpu.get("status") or "unknown"),
-                 ("utilisation", fmt.percent(gpu.get("utilization_gpu_percent"))),
-                 ("memory", f"{fmt.gib(gpu.get('memory_used_bytes'))} / {fmt.gib(gpu.get('memory_total_bytes'))}"),
+                 ("utilisation", f"{fmt.percent(gpu.get('utilization_gpu_percent'))} %"),
+                 ("memory", f"{fmt.gib(gpu.get('memory_used_bytes'))} / {fmt.gib(gpu.get('memory_total_bytes'))} GiB"),
                  ("temperature", fmt.celsius(gpu.get("temperature_celsius"))),
                  ("power", fmt.power(gpu.get("power_draw_watts"), gpu.get("power_limit_watts"))),
                  ("P-state", str(gpu.get("pstate") if gpu.get("pstate") is not None else "n/a")),
@@ -200,7 +236,7 @@ class GpuPage:
                 ui.label(str(p.get("pid"))).classes("lw-mono")
                 ui.label(p.get("user") or "unknown")
                 ui.label(p.get("run_name") or "unknown run")
-                ui.label(fmt.gib(p.get("gpu_memory_bytes")))
+                ui.label(f"{fmt.gib(p.get('gpu_memory_bytes'))} GiB")
                 ui.label(p.get("command") or "").classes("lw-mono")
         self.fault_box.clear()
         with self.fault_box:
