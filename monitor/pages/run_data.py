@@ -6,6 +6,7 @@ import os
 import re
 from typing import Any
 
+from monitor.model.numbers import finite
 from monitor.model.run_registry import RunRegistry, valid_run_id
 from monitor.wall import format as fmt
 
@@ -61,7 +62,7 @@ def compare_href(run_id: str, compare: list[str]) -> str:
 
 
 def step_text(run: dict[str, Any]) -> str:
-    step, total = fmt.number(run.get("step")), fmt.number(run.get("total_steps"))
+    step, total = finite(run.get("step")), finite(run.get("total_steps"))
     if step is None:
         return "no step yet"
     text = f"step {step:.0f}"
@@ -71,15 +72,15 @@ def step_text(run: dict[str, Any]) -> str:
 
 
 def rate_text(run: dict[str, Any]) -> str:
-    rate = fmt.number(run.get("rate_steps_per_s"))
+    rate = finite(run.get("rate_steps_per_s"))
     parts = [f"{rate:.3g} steps/s" if rate is not None else "rate n/a"]
-    if run.get("status") in ("running", "stalled") and fmt.number(run.get("eta_s")) is not None:
+    if run.get("status") in ("running", "stalled") and finite(run.get("eta_s")) is not None:
         parts.append(f"ETA {fmt.duration(run.get('eta_s'), coarse=True)}")
     return " · ".join(parts)
 
 
 def when(t: Any) -> str:
-    n = fmt.number(t)
+    n = finite(t)
     return fmt.NA if n is None else f"{fmt.day(n)} {fmt.clock(n)}"
 
 
@@ -96,7 +97,7 @@ def gpu_rows(run: dict[str, Any], gpu_doc: dict[str, Any] | None) -> list[tuple[
     for entry in run.get("gpus") or []:
         gpu = gpus.get(entry.get("gpu")) or {}
         process = next((p for p in gpu.get("processes") or [] if p.get("pid") == entry.get("pid")), {})
-        util = fmt.number(gpu.get("utilization_gpu_percent"))
+        util = finite(gpu.get("utilization_gpu_percent"))
         rows.append((f"GPU {fmt.text(entry.get('gpu'), '?')}", fmt.NA if util is None else f"{util:.0f} %",
                      fmt.gib(process.get("gpu_memory_bytes")) + " GiB" if process.get("gpu_memory_bytes") else fmt.NA,
                      fmt.text(process.get("user")), fmt.text(process.get("command"))))

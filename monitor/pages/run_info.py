@@ -7,6 +7,7 @@ from typing import Any
 
 from nicegui import ui
 
+from monitor.model.numbers import finite
 from monitor.pages import run_data
 from monitor.wall import format as fmt
 from monitor.wall.cells import Cell, CellView
@@ -16,7 +17,7 @@ STATUSES = ("running", "stalled", "finished", "crashed", "deleted")
 
 def info_cells(run: dict[str, Any]) -> dict[str, Cell]:
     status = fmt.text(run.get("status"), "unknown")
-    bad = int(fmt.number(run.get("bad_lines")) or 0)
+    bad = int(finite(run.get("bad_lines")) or 0)
     first = run.get("first_bad_line") or {}
     return {
         "name": Cell(fmt.text(run.get("name"), run["id"])),

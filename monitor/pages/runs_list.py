@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from nicegui import ui
 
+from monitor.model.numbers import finite
 from monitor.model.run_gpus import join_document
 from monitor.model.run_registry import RunRegistry
 from monitor.pages import run_data
@@ -117,7 +118,7 @@ def _row(registry: RunRegistry, run: dict[str, Any]) -> None:
         ui.link(fmt.text(run.get("name"), run["id"]), f"/run/{run['id']}").classes("rl-name")
         if run.get("users"):
             ui.label(" · ".join(run["users"])).classes("lw-note")
-    step = fmt.number(run.get("step"))
+    step = finite(run.get("step"))
     ui.label(fmt.NA if step is None else f"{step:.0f}").classes("rl-step")
     metric = run.get("main_metric")
     spark, latest = spark_values(registry, run["id"], metric)

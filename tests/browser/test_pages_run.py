@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,6 @@ from runs_support import Writer
 from support import ROOT, LabwallServer, wait_for
 
 pytestmark = pytest.mark.browser
-HARNESS = ROOT / "tests" / "browser" / "pages_harness.py"
 XSS = '<img src=x onerror="window.__xss=1">{{ 7*7 }}'
 XSS_NAME = "<b onmouseover=window.__xss=1>x"  # a directory name: no slash
 PARAMS = {"lr": 0.0003, "optim": {"name": "adamw"}, XSS: "<script>window.__xss=1</script>"}
@@ -40,14 +38,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     work = tmp_path_factory.mktemp("pages")
     root = work / "runs"
     writer = Writer()
+    config_line = {"event": "config", **PARAMS}  # hyperparameters as a JSONL run logs them (the real reader)
     for name, k in (("a", 1.0), ("b", 1.3), ("c", 0.8)):
         writer.mkdir(root / "exp" / name)
-        writer.lines(root / "exp" / name / "metrics.jsonl", lines(1, 400, k))
+        writer.lines(root / "exp" / name / "metrics.jsonl", ([config_line] if name == "a" else []) + lines(1, 400, k))
     writer.mkdir(root / XSS_NAME)
-    writer.lines(root / XSS_NAME / "metrics.jsonl", [{"step": s, XSS: 1.0 / s} for s in range(1, 50)])
+    writer.lines(root / XSS_NAME / "metrics.jsonl", [config_line, *({"step": s, XSS: 1.0 / s} for s in range(1, 50))])
     config = {"runs": {"roots": [str(root)]}, "gpu": {"simulated_count": 2}, "host_label": "test-host"}
-    server = start_server(work, config, ["--demo"], script=HARNESS,
-                          env={"LABWALL_TEST_PARAMS": json.dumps({"exp/a": PARAMS, XSS_NAME: PARAMS})})
+    server = start_server(work, config, ["--demo"])
     wait_for(lambda: {"exp/a", "exp/b", "exp/c", XSS_NAME} <= {r["name"] for r in server.get("/api/runs").json()},
              15, what="the test runs")
     yield Lab(server, writer, root)
