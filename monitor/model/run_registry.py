@@ -378,6 +378,11 @@ class RunRegistry:
             run = self._runs.get(run_id)
             return run.detail(self.main_metric(run)) if run else None
 
+    def __len__(self) -> int:
+        """Runs known (deleted ones included, until forgotten)."""
+        with self._lock:
+            return len(self._runs)
+
     def summaries(self) -> list[dict[str, Any]]:
         """Every run, most recently updated first."""
         with self._lock:

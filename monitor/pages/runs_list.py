@@ -99,7 +99,7 @@ def build_runs_page(context: PageContext, filters: dict[str, str]) -> PageShell:
             with ui.element("button").props("type=submit"):
                 ui.label("Filter")
             ui.link("clear", "/runs")
-        total = len(registry.ids())
+        total = len(registry)
         ui.label(f"{len(runs)} of {total} runs" + (" (filtered)" if any(filters.values()) else "")
                  ).classes("lw-note rl-count")
         with ui.element("div").classes("lw-section"), ui.element("div").classes("lw-table rl-table"):

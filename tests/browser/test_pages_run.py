@@ -106,7 +106,7 @@ def test_compare_url_overlays_other_runs_and_offers_siblings(browser: Browser, l
 
 def test_unknown_ids_answer_a_readable_404(lab: Lab) -> None:
     for path, says in (("/run/no-such-run", "No such run"), ("/run/%3Cscript%3E", "No such run"),
-                       ("/gpu/test-host/3", "No GPU page yet")):
+                       ("/gpu/test-host/3", "No such GPU"), ("/gpu/other-host/0", "No such GPU")):
         answer = lab.server.get(path)
         assert answer.status_code == 404 and answer.headers["content-type"].startswith("text/html")
         assert says in answer.text and 'href="/"' in answer.text and "<script>" not in answer.text

@@ -114,6 +114,10 @@ class JsonlReader(LineReader):
             self.ordinal += len(records)
 
 
+def _is_config(event: Any) -> bool:
+    return type(event) is str and event.strip().lower() in CONFIG_EVENTS
+
+
 def _as_number(value: Any) -> float | None:
     kind = type(value)
     if kind is int or kind is float:
@@ -150,9 +154,11 @@ class _Batch:
         keys = dict.fromkeys(chain.from_iterable(self.records))
         steps, step_key = self._steps(keys)
         times, time_key = self._times(keys)
+        # A config record's other keys are hyperparameters, not metric values (nor a total).
+        plain = [{} if _is_config(r.get("event")) else r for r in self.records]
         for key in keys:
             if key not in (step_key, time_key, "event"):
-                self._column(key, [r.get(key) for r in self.records])
+                self._column(key, [r.get(key) for r in plain])
         keep = np.ones(self.n, bool)
         if self.bad:
             keep[list(self.bad)] = False

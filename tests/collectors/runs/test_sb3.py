@@ -53,6 +53,12 @@ def test_hyperparameters_of_a_jsonl_config_event_and_an_hf_output_dir(root: Path
     writer.append(root / "j" / "metrics.jsonl", '{"event": "config", "lr": 0.1, "model": {"layers": 12}}\n'
                                                '{"step": 1, "loss": 2.0}\n')
     assert w.wait_run("j", step=1, params={"lr": 0.1, "model.layers": 12})["metrics"] == ["loss"]
+    # A hyperparameter named like a metric (text in the config, numbers in the records) is no bad line.
+    writer.mkdir(root / "k")
+    writer.append(root / "k" / "metrics.jsonl", '{"event": "config", "loss": "cross-entropy", "warmup": 100}\n'
+                                               '{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}\n')
+    k = w.wait_run("k", step=2, params={"loss": "cross-entropy", "warmup": 100})
+    assert k["bad_lines"] == 0 and k["metrics"] == ["loss"] and len(w.points("k", "loss")) == 2
     writer.mkdir(root / "hf")
     writer.write(root / "hf" / "config.json", '{"model_type": "gpt2", "n_layer": 2}')
     writer.write(root / "hf" / "trainer_state.json", '{"global_step": 5, "max_steps": 10, "logging_steps": 5, '
