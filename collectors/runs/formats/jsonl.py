@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import chain
 from operator import itemgetter
 from typing import Any
@@ -43,6 +43,7 @@ from collectors.runs.parsed import (
     Parsed,
     as_timestamp,
     not_finite_reason,
+    numbered_lines,
 )
 from collectors.runs.sources import LineSource
 
@@ -77,6 +78,19 @@ def _orjson_batch(lines: Sequence[tuple[int, bytes]]) -> list[dict[str, Any]] | 
     except orjson.JSONDecodeError:
         return None
     if len(records) == len(raws) and set(map(type, records)) == {dict}:
+        return records  # type: ignore[no-any-return]
+    return None
+
+
+def _orjson_block(block: bytes) -> list[dict[str, Any]] | None:
+    """`_orjson_batch` of the lines of a block (joined by \\n), without a Python object per line."""
+    if not block or block.startswith(b"\n") or block.endswith(b"\n") or b"\n\n" in block:
+        return None  # an empty line
+    try:
+        records = orjson.loads(b"[" + block.removeprefix(UTF8_BOM).replace(b"\n", b",") + b"]")
+    except orjson.JSONDecodeError:
+        return None
+    if len(records) == block.count(b"\n") + 1 and set(map(type, records)) == {dict}:
         return records  # type: ignore[no-any-return]
     return None
 
@@ -135,15 +149,29 @@ class JsonlReader(LineReader):
         self.ordinal = 0
         self.last_step = None
 
+    reads_blocks = True
+
     def read(self, lines: Sequence[tuple[int, bytes]], mtime: float, parsed: Parsed) -> None:
         records, numbers, exact = load_records(lines, parsed)
+        self._take(records, numbers, exact, lambda: lines, mtime, parsed)
+
+    def read_block(self, first_line: int, block: bytes, mtime: float, parsed: Parsed) -> None:
+        records = _orjson_block(block)
+        if records is None:
+            self.read(numbered_lines(first_line, block), mtime, parsed)
+            return
+        self._take(records, range(first_line, first_line + len(records)), False,
+                   lambda: numbered_lines(first_line, block), mtime, parsed)
+
+    def _take(self, records: list[dict[str, Any]], numbers: Sequence[int], exact: bool,
+              lines: Callable[[], Sequence[tuple[int, bytes]]], mtime: float, parsed: Parsed) -> None:
         if not records:
             return
         try:
             batch = _Batch(records, numbers, self.ordinal, self.last_step, mtime, self.numeric_keys, exact)
             batch.check()
         except _Inexact:
-            records, numbers, exact = load_records(lines, parsed, fast=False)
+            records, numbers, exact = load_records(lines(), parsed, fast=False)
             if not records:
                 return
             batch = _Batch(records, numbers, self.ordinal, self.last_step, mtime, self.numeric_keys, exact)
@@ -186,7 +214,7 @@ class _Batch:
     changing anything; `into()` then hands the result to `Parsed`.
     """
 
-    def __init__(self, records: list[dict[str, Any]], numbers: list[int], ordinal: int, last_step: int | None,
+    def __init__(self, records: list[dict[str, Any]], numbers: Sequence[int], ordinal: int, last_step: int | None,
                  mtime: float, numeric_keys: set[str], exact: bool = True) -> None:
         self.records = records
         self.numbers = numbers

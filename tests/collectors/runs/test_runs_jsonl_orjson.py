@@ -52,17 +52,20 @@ EDGE_LINES = {
 }
 
 
-def _outcome(path: Path, per_line: bool) -> dict[str, Any]:
-    tail = FileTail(str(path))
+def _outcome(path: Path, mode: str) -> dict[str, Any]:
+    """Read the whole file: as one block (how the runs collector tails JSONL), one list of lines, or line by line."""
+    tail = FileTail(str(path), blocks=mode == "block")
     reader = jsonl.JsonlReader()
     parsed = Parsed(file=path.name)
     chunk = tail.poll()
+    if chunk is not None and chunk.block_lines:
+        reader.read_block(chunk.first_line, chunk.block, 1_764_000_000.0, parsed)
     lines = list(chunk.lines) if chunk else []
     if tail.pending:
         taken = tail.take_unterminated()
         assert taken is not None
         lines.append(taken)
-    for batch in ([[line] for line in lines] if per_line else [lines]):
+    for batch in ([[line] for line in lines] if mode == "per_line" else [lines]):
         reader.read(batch, 1_764_000_000.0, parsed)
     return {
         "points": {m: [a.tolist() for a in arrays] for m, arrays in parsed.points().items()},
@@ -74,12 +77,12 @@ def _outcome(path: Path, per_line: bool) -> dict[str, Any]:
 
 
 def _both_ways(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for per_line in (False, True):
-        fast = _outcome(path, per_line)
-        with monkeypatch.context() as patch:
-            patch.setattr(jsonl, "_orjson_batch", lambda lines: None)
-            exact = _outcome(path, per_line)
-        assert fast == exact, f"{path.name} (per line: {per_line})"
+    with monkeypatch.context() as patch:
+        patch.setattr(jsonl, "_orjson_batch", lambda lines: None)
+        patch.setattr(jsonl, "_orjson_block", lambda block: None)
+        exact = {mode: _outcome(path, mode) for mode in ("lines", "per_line")}
+    for mode in ("block", "lines", "per_line"):
+        assert _outcome(path, mode) == exact["per_line" if mode == "per_line" else "lines"], f"{path.name} ({mode})"
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -95,18 +98,18 @@ def test_lines_orjson_reads_differently_keep_their_outcome(name: str, tmp_path: 
     _both_ways(path, monkeypatch)
 
 
-def test_a_clean_batch_is_read_by_orjson(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_clean_block_is_read_by_orjson(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "clean.jsonl"
     path.write_text("".join(GOOD % i + "\n" for i in range(100)))
     read_by_orjson: list[int] = []
-    original = jsonl._orjson_batch
+    original = jsonl._orjson_block
 
-    def spy(lines: Any) -> Any:
-        records = original(lines)
+    def spy(block: bytes) -> Any:
+        records = original(block)
         read_by_orjson.append(len(records or ()))
         return records
 
-    monkeypatch.setattr(jsonl, "_orjson_batch", spy)
-    result = _outcome(path, per_line=False)
+    monkeypatch.setattr(jsonl, "_orjson_block", spy)
+    result = _outcome(path, "block")
     assert read_by_orjson == [100] and result["records"] == 100 and result["bad"] == 0
     assert result["points"]["loss"][0] == list(range(100))
