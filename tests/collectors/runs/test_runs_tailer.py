@@ -135,6 +135,6 @@ def test_blocks_hand_over_the_same_lines(tmp_path: Path) -> None:
                 if not chunk.more:
                     break
         seen[use_blocks] = got
-    assert seen[True] == seen[False] == [(1, b"a"), (2, b"b"), (3, b"partial"), (4, b"c"), (6, b"d"), (7, b"e"), (8, b"f"),
-                                         (9, b"g" * 900), (10, b"h")]
+    assert seen[True] == seen[False] == [(1, b"a"), (2, b"b"), (3, b"partial"), (4, b"c"), (6, b"d"), (7, b"e"),
+                                         (8, b"f"), (9, b"g" * 900), (10, b"h")]
     assert blocks >= 2
