@@ -98,13 +98,13 @@ def labwall(work: Path, root: Path, runs: int, scalars: int, cpus: int, timeout:
 
 
 def tensorboard(work: Path, root: Path, runs: int, scalars: int, cpus: int, timeout: float,
-                load_fast: str) -> dict[str, object]:
+                load_fast: str, extra: list[str]) -> dict[str, object]:
     port = free_port()
     log = (work / f"tensorboard-{load_fast}.log").open("wb")
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "tensorboard.main", "--logdir", str(root), "--host", "127.0.0.1",
-         "--port", str(port), f"--load_fast={load_fast}"],
+         "--port", str(port), f"--load_fast={load_fast}", *extra],
         stdout=log, stderr=subprocess.STDOUT,
     )
     cores = pin(proc.pid, cpus)
@@ -145,7 +145,10 @@ def main() -> int:
     parser.add_argument("--cpus", type=int, default=2, help="cores each server may use (pinned when more exist)")
     parser.add_argument("--dir", type=Path, help="where to write the runs (kept and reused); default: a temp dir")
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--reload-interval", type=float,
+                        help="TensorBoard's --reload_interval (default: TensorBoard's own, 5 s)")
     args = parser.parse_args()
+    extra = [f"--reload_interval={args.reload_interval:g}"] if args.reload_interval is not None else []
     work = args.dir or Path(tempfile.mkdtemp(prefix="labwall-vs-tb-"))
     root = work / "runs"
     root.mkdir(parents=True, exist_ok=True)
@@ -159,11 +162,12 @@ def main() -> int:
               f"points kept per run: {ours['points_per_run']}")
         results: dict[str, object] = {"labwall": ours}
         for load_fast in (["true", "false"] if args.load_fast == "both" else [args.load_fast]):
-            theirs = tensorboard(work, root, args.runs, args.scalars, args.cpus, args.timeout, load_fast)
+            theirs = tensorboard(work, root, args.runs, args.scalars, args.cpus, args.timeout, load_fast, extra)
             results[f"tensorboard_load_fast_{load_fast}"] = theirs
             ratio = (ours["loaded_s"] / theirs["loaded_s"]  # type: ignore[operator]
                      if ours["loaded_s"] and theirs["loaded_s"] else None)
-            print(f"tensorboard --load_fast={load_fast}: every run's last point served after {theirs['loaded_s']} s "
+            flags = " ".join([f"--load_fast={load_fast}", *extra])
+            print(f"tensorboard {flags}: every run's last point served after {theirs['loaded_s']} s "
                   f"({theirs['cores']}); points kept per run: {theirs['points_per_run']}")
             print(f"ratio labwall / tensorboard --load_fast={load_fast}: "
                   f"{f'{ratio:.2f}' if ratio is not None else 'n/a'} (target <= 1.0)")
