@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from collectors.runs.formats import jsonl
+from collectors.runs.formats import jsonl, jsonl_batch
 from collectors.runs.parsed import Parsed
 from collectors.runs.tailer import FileTail
 
@@ -78,8 +78,8 @@ def _outcome(path: Path, mode: str) -> dict[str, Any]:
 
 def _both_ways(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with monkeypatch.context() as patch:
-        patch.setattr(jsonl, "_orjson_batch", lambda lines: None)
-        patch.setattr(jsonl, "_orjson_block", lambda block: None)
+        patch.setattr(jsonl_batch, "orjson_batch", lambda lines: None)
+        patch.setattr(jsonl_batch, "orjson_block", lambda block: None)
         exact = {mode: _outcome(path, mode) for mode in ("lines", "per_line")}
     for mode in ("block", "lines", "per_line"):
         assert _outcome(path, mode) == exact["per_line" if mode == "per_line" else "lines"], f"{path.name} ({mode})"
@@ -102,14 +102,14 @@ def test_a_clean_block_is_read_by_orjson(tmp_path: Path, monkeypatch: pytest.Mon
     path = tmp_path / "clean.jsonl"
     path.write_text("".join(GOOD % i + "\n" for i in range(100)))
     read_by_orjson: list[int] = []
-    original = jsonl._orjson_block
+    original = jsonl_batch.orjson_block
 
     def spy(block: bytes) -> Any:
         records = original(block)
         read_by_orjson.append(len(records or ()))
         return records
 
-    monkeypatch.setattr(jsonl, "_orjson_block", spy)
+    monkeypatch.setattr(jsonl_batch, "orjson_block", spy)
     result = _outcome(path, "block")
     assert read_by_orjson == [100] and result["records"] == 100 and result["bad"] == 0
     assert result["points"]["loss"][0] == list(range(100))
