@@ -152,12 +152,23 @@ class LineReader:
     def reset(self) -> None:
         """The file was truncated or replaced: start over."""
 
+    reads_blocks = False  # True: the tail hands plain lines over as one block (`read_block`)
+
     def read(self, lines: Sequence[tuple[int, bytes]], mtime: float, parsed: Parsed) -> None:
         raise NotImplementedError
+
+    def read_block(self, first_line: int, block: bytes, mtime: float, parsed: Parsed) -> None:
+        """Complete lines joined by \n, the first numbered `first_line` (see collectors/runs/tailer.py)."""
+        self.read(numbered_lines(first_line, block), mtime, parsed)
 
     def unterminated(self, line: tuple[int, bytes], mtime: float, parsed: Parsed) -> None:
         """A last line that never got its newline (the writer stopped mid-line): read it as it is."""
         self.read([line], mtime, parsed)
+
+
+def numbered_lines(first_line: int, block: bytes) -> list[tuple[int, bytes]]:
+    lines = block.split(b"\n")
+    return list(zip(range(first_line, first_line + len(lines)), lines, strict=True))
 
 
 class SnapshotError(ValueError):

@@ -100,7 +100,8 @@ class LineSource(Source):
     def __init__(self, path: str, reader: LineReader, settings: SourceSettings, split_cr: bool = False) -> None:
         super().__init__(path)
         self.unterminated_s = settings.unterminated_s
-        self.tail = FileTail(path, max_line_bytes=settings.max_line_bytes, split_cr=split_cr)
+        self.tail = FileTail(path, max_line_bytes=settings.max_line_bytes, split_cr=split_cr,
+                             blocks=reader.reads_blocks)
         self.reader = reader
         self.last_steps: dict[str, int] = {}
 
@@ -120,6 +121,8 @@ class LineSource(Source):
             parsed.add_bad(line, f"line longer than {self.tail.max_line_bytes} bytes (skipped)")
         if chunk.lines:
             self.reader.read(chunk.lines, min(chunk.mtime, now), parsed)
+        if chunk.block_lines:
+            self.reader.read_block(chunk.first_line, chunk.block, min(chunk.mtime, now), parsed)
         if parsed.has_points:
             parsed.resumed = merge_streamed(registry, run_id, parsed.points(), self.last_steps)
         if self.tail.pending:

@@ -5,7 +5,10 @@ file that was replaced (new inode), truncated (shorter than what was read) or re
 (its first bytes or the last byte read changed, e.g. Lightning rewriting metrics.csv with a new
 header) is read again from the start and the chunk says so (`reset`), so the caller can merge by
 step instead of duplicating points. A line longer than `max_line_bytes` is skipped without ever
-being held in memory beyond that limit, and reported.
+being held in memory beyond that limit, and reported. A tail made with `blocks=True` hands plain
+complete lines (no \r, none too long) over as one `block` of bytes (the lines joined by \n) with
+the number of its first line, instead of a list of numbered lines: what a reader that parses a whole
+batch at once (JSONL) wants, without a Python object per line.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ class TailChunk:
     more: bool = False  # unread bytes remain: poll again soon
     mtime: float = 0.0
     size: int = 0
+    block: bytes = b""  # blocks=True: the complete lines joined by \n (then `lines` is empty)...
+    first_line: int = 0  # ...the number of its first line...
+    block_lines: int = 0  # ...and how many lines it holds
 
 
 def _open_regular(path: str) -> tuple[int, os.stat_result]:
@@ -55,8 +61,9 @@ class FileTail:
     """Reads the complete lines appended to one file since the last poll."""
 
     def __init__(self, path: str, max_line_bytes: int = 1 << 20, chunk_bytes: int = 4 << 20,
-                 split_cr: bool = False) -> None:
+                 split_cr: bool = False, blocks: bool = False) -> None:
         self.path = path
+        self.blocks = blocks and not split_cr
         self.max_line_bytes = max_line_bytes
         self.chunk_bytes = chunk_bytes
         self.split_cr = split_cr  # text logs: a bare \r (tqdm's redraw) also ends a line
@@ -121,8 +128,9 @@ class FileTail:
             self._last_byte = data[-1:]
         chunk = TailChunk([], reset, more=self.offset < st.st_size, mtime=st.st_mtime_ns / 1e9, size=st.st_size)
         before = self._pending
-        self._split(data, chunk)
-        if self._pending != before or chunk.lines:
+        if not (self.blocks and self._block(data, chunk)):
+            self._split(data, chunk)
+        if self._pending != before or chunk.lines or chunk.block_lines:
             self.pending_since = time.time()
         return chunk
 
@@ -133,6 +141,25 @@ class FileTail:
         self.lines_done += 1
         line, self._pending = self._pending, b""
         return self.lines_done, line
+
+    def _block(self, data: bytes, chunk: TailChunk) -> bool:
+        """Plain complete lines as one block (see the module doc); False when `_split` must handle them."""
+        end = data.rfind(b"\n")
+        if end < 0 or self._discarding or b"\r" in data or b"\r" in self._pending:
+            return False
+        block = self._pending + data[:end] if self._pending else data[:end]
+        if len(block) > self.max_line_bytes and max(map(len, block.split(b"\n"))) > self.max_line_bytes:
+            return False
+        count = data.count(b"\n", 0, end) + 1
+        chunk.block, chunk.first_line, chunk.block_lines = block, self.lines_done + 1, count
+        self.lines_done += count
+        rest = data[end + 1 :]
+        self._pending = b""
+        if len(rest) > self.max_line_bytes:
+            self._discarding = True  # the line is too long: forget it, wait for its end
+        else:
+            self._pending = rest
+        return True
 
     def _split(self, data: bytes, chunk: TailChunk) -> None:
         limit = self.max_line_bytes
@@ -148,7 +175,7 @@ class FileTail:
             first = self.lines_done + 1
             self.lines_done += len(parts)
             numbered = list(zip(range(first, first + len(parts)), parts, strict=True))
-            if max(map(len, parts)) > limit:
+            if len(data) + len(parts[0]) > limit and max(map(len, parts)) > limit:
                 chunk.overlong.extend(no for no, part in numbered if len(part) > limit)
                 numbered = [(no, part) for no, part in numbered if len(part) <= limit]
             if self.split_cr:

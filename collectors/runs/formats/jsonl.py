@@ -13,21 +13,28 @@ hyperparameters (its other keys, nested ones flattened to `a.b`).
 
 A bad line (invalid JSON, not an object, not UTF-8, a NaN or infinite value, a step that is
 negative or too large, a non-number where numbers are logged) is counted and skipped whole. A batch
-of clean lines is parsed with one `json.loads` call (about 3x faster than line by line); any
-failure falls back to line by line to find the bad ones.
+of clean lines is parsed with one `orjson.loads` call (about 2x faster than `json.loads`, 6x
+faster than line by line); any failure falls back to one `json.loads` call, then to line by line
+to find the bad ones. orjson reads two things differently from `json` (an integer beyond 64 bits
+becomes a float; nesting up to 1024 levels is accepted where `json` stops near 1000): a batch
+where either could matter (a float step beyond 2**63, any list or nested object below the one
+flattened level) is parsed again with `json`, so every line keeps the outcome `json` gives it.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
 from collectors.runs.format_spec import FileKind, Listing, Match, RunFormat
+from collectors.runs.formats import jsonl_batch
+from collectors.runs.formats.jsonl_batch import load_records
 from collectors.runs.parsed import (
     CRASH_EVENTS,
     END_EVENTS,
@@ -39,61 +46,23 @@ from collectors.runs.parsed import (
     as_timestamp,
     flatten_params,
     not_finite_reason,
+    numbered_lines,
 )
 from collectors.runs.sources import LineSource
 
 MAX_STEP = 2**62
 CONFIG_EVENTS = frozenset({"config", "params", "hparams", "hyperparameters"})
+INT64_LIMIT = 2.0**63  # orjson turns integers beyond 64 bits into floats
 Column = tuple[np.ndarray, np.ndarray]  # (record indices, values)
 
 
-def _decode_error(exc: UnicodeDecodeError) -> str:
-    return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1})"
+class _Inexact(Exception):
+    """orjson may have read this batch differently from `json` (see the module doc): parse it with `json`."""
 
 
 def _short(value: Any, limit: int = 40) -> str:
     text = value if isinstance(value, str) else json.dumps(value)
     return repr(text if len(text) <= limit else text[: limit - 1] + "…")
-
-
-def load_records(lines: Sequence[tuple[int, bytes]], parsed: Parsed) -> tuple[list[dict[str, Any]], list[int]]:
-    """JSON objects of the non-empty lines, with their line numbers; bad lines go to `parsed`."""
-    if not lines:
-        return [], []
-    try:
-        # The common case, a batch of clean lines: one decode, one json.loads for all of them.
-        texts = b"\n".join(raw for _, raw in lines).decode("utf-8").removeprefix("\ufeff").split("\n")
-        if all(texts):
-            records = json.loads("[" + ",".join(texts) + "]")
-            if len(records) == len(texts) and all(type(r) is dict for r in records):
-                return records, [no for no, _ in lines]
-    except Exception:  # any problem: find the bad lines one by one
-        pass
-    numbered = [(no, raw) for no, raw in lines if raw.strip()]
-    records, numbers = [], []
-    for no, raw in numbered:
-        try:
-            text = raw.decode("utf-8").lstrip("\ufeff")
-        except UnicodeDecodeError as exc:
-            parsed.add_bad(no, _decode_error(exc))
-            continue
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as exc:
-            parsed.add_bad(no, f"invalid JSON: {exc.msg} at column {exc.colno}")
-            continue
-        except RecursionError:
-            parsed.add_bad(no, "invalid JSON: nested too deeply")
-            continue
-        except ValueError as exc:
-            parsed.add_bad(no, f"invalid JSON: {str(exc)[:80]}")
-            continue
-        if type(record) is not dict:
-            parsed.add_bad(no, f"not a JSON object (a JSON {type(record).__name__})")
-            continue
-        records.append(record)
-        numbers.append(no)
-    return records, numbers
 
 
 class JsonlReader(LineReader):
@@ -106,12 +75,36 @@ class JsonlReader(LineReader):
         self.ordinal = 0
         self.last_step = None
 
+    reads_blocks = True
+
     def read(self, lines: Sequence[tuple[int, bytes]], mtime: float, parsed: Parsed) -> None:
-        records, numbers = load_records(lines, parsed)
-        if records:
-            batch = _Batch(records, numbers, self.ordinal, self.last_step, mtime, self.numeric_keys)
-            self.last_step = batch.into(parsed)
-            self.ordinal += len(records)
+        records, numbers, exact = load_records(lines, parsed)
+        self._take(records, numbers, exact, lambda: lines, mtime, parsed)
+
+    def read_block(self, first_line: int, block: bytes, mtime: float, parsed: Parsed) -> None:
+        records = jsonl_batch.orjson_block(block)
+        if records is None:
+            self.read(numbered_lines(first_line, block), mtime, parsed)
+            return
+        self._take(records, range(first_line, first_line + len(records)), False,
+                   lambda: numbered_lines(first_line, block), mtime, parsed)
+
+    def _take(self, records: list[dict[str, Any]], numbers: Sequence[int], exact: bool,
+              lines: Callable[[], Sequence[tuple[int, bytes]]], mtime: float, parsed: Parsed) -> None:
+        if not records:
+            return
+        try:
+            batch = _Batch(records, numbers, self.ordinal, self.last_step, mtime, self.numeric_keys, exact)
+            batch.check()
+        except _Inexact:
+            records, numbers, exact = load_records(lines(), parsed, fast=False)
+            if not records:
+                return
+            batch = _Batch(records, numbers, self.ordinal, self.last_step, mtime, self.numeric_keys, exact)
+            batch.check()
+        self.last_step = batch.into(parsed)
+        self.numeric_keys = batch.numeric_keys
+        self.ordinal += len(records)
 
 
 def _is_config(event: Any) -> bool:
@@ -133,38 +126,71 @@ def _as_number(value: Any) -> float | None:
     return None
 
 
-class _Batch:
-    """Turns a batch of records into columns of points, keeping whole bad records out."""
+def _record_columns(records: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Each key's values over the records (None where a record lacks the key), keys in first-seen order."""
+    first = records[0]
+    if sum(map(len, records)) == len(first) * len(records):
+        try:  # every record has the first one's keys (the usual log): no per-record .get
+            return {key: list(map(itemgetter(key), records)) for key in first}
+        except KeyError:
+            pass
+    return {key: [r.get(key) for r in records] for key in dict.fromkeys(chain.from_iterable(records))}
 
-    def __init__(self, records: list[dict[str, Any]], numbers: list[int], ordinal: int, last_step: int | None,
-                 mtime: float, numeric_keys: set[str]) -> None:
+
+class _Batch:
+    """Turns a batch of records into columns of points, keeping whole bad records out.
+
+    `check()` reads the records (and raises `_Inexact` for what orjson may read differently) without
+    changing anything; `into()` then hands the result to `Parsed`.
+    """
+
+    def __init__(self, records: list[dict[str, Any]], numbers: Sequence[int], ordinal: int, last_step: int | None,
+                 mtime: float, numeric_keys: set[str], exact: bool = True) -> None:
         self.records = records
         self.numbers = numbers
         self.n = len(records)
         self.ordinal = ordinal
         self.last_step = last_step
         self.mtime = mtime
-        self.numeric_keys = numeric_keys
+        self.numeric_keys = set(numeric_keys)  # the reader takes this copy once the batch is read
+        self.exact = exact  # read by json (not orjson): nothing to check
         self.bad: dict[int, str] = {}
         self.columns: dict[str, Column] = {}
         self.texts: dict[str, str] = {}
         self.total: int | None = None
+        self.events: list[Any] | None = None
+        self.steps = np.empty(0, np.int64)
+        self.times = np.empty(0, np.float64)
+        self.step_key: str | None = None
+
+    def _inexact(self, value: Any) -> None:
+        if not self.exact and (type(value) is list or type(value) is dict):
+            raise _Inexact  # a nesting json may refuse (RecursionError) where orjson reads it
+
+    def check(self) -> None:
+        columns = _record_columns(self.records)
+        configs = [i for i, event in enumerate(columns.get("event") or ()) if _is_config(event)]
+        for key, column in columns.items():  # a config record's keys are hyperparameters, not metric values
+            if key != "event":
+                for i in configs:
+                    column[i] = None
+        self.steps, self.step_key = self._steps(columns)
+        self.times, time_key = self._times(columns)
+        for key, column in columns.items():
+            if key not in (self.step_key, time_key, "event"):
+                self._column(key, column)
+        self.events = columns.get("event")
+        if self.events is not None and not self.exact:
+            for value in self.events:
+                self._inexact(value)
 
     def into(self, parsed: Parsed) -> int | None:
-        keys = dict.fromkeys(chain.from_iterable(self.records))
-        steps, step_key = self._steps(keys)
-        times, time_key = self._times(keys)
-        # A config record's other keys are hyperparameters, not metric values (nor a total).
-        plain = [{} if _is_config(r.get("event")) else r for r in self.records]
-        for key in keys:
-            if key not in (step_key, time_key, "event"):
-                self._column(key, [r.get(key) for r in plain])
+        steps, times = self.steps, self.times
         keep = np.ones(self.n, bool)
         if self.bad:
             keep[list(self.bad)] = False
-        if "event" in keys:
-            events = [r.get("event") for r in self.records]
-            for i, value in enumerate(events):
+        if self.events is not None:
+            for i, value in enumerate(self.events):
                 if value is not None:
                     keep[i] = False  # an event record is not a metric record
                     if type(value) is str and i not in self.bad:
@@ -186,18 +212,18 @@ class _Batch:
             parsed.total, parsed.total_is_end = self.total, True
         for i in sorted(self.bad):
             parsed.add_bad(self.numbers[i], self.bad[i])
-        valid = [i for i in range(self.n) if i not in self.bad]
-        if step_key is None and self.last_step is None:
+        if self.step_key is None and self.last_step is None:
             return None
-        return int(steps[valid[-1]]) if valid else self.last_step
+        last_valid = next((i for i in range(self.n - 1, -1, -1) if i not in self.bad), None)
+        return int(steps[last_valid]) if last_valid is not None else self.last_step
 
-    def _steps(self, keys: dict[str, None]) -> tuple[np.ndarray, str | None]:
-        key = next((k for k in STEP_KEYS if k in keys), None)
+    def _steps(self, columns: dict[str, list[Any]]) -> tuple[np.ndarray, str | None]:
+        key = next((k for k in STEP_KEYS if k in columns), None)
         if key is None:
             if self.last_step is not None:
                 return np.full(self.n, self.last_step, np.int64), None
             return np.arange(self.ordinal, self.ordinal + self.n, dtype=np.int64), None
-        column = [r.get(key) for r in self.records]
+        column = columns[key]
         if set(map(type, column)) == {int}:
             try:
                 values = np.array(column, np.float64)
@@ -210,6 +236,9 @@ class _Batch:
         for i, value in enumerate(column):
             step: int | None = None
             if value is not None:
+                self._inexact(value)
+                if not self.exact and type(value) is float and abs(value) >= INT64_LIMIT:
+                    raise _Inexact  # perhaps an integer json keeps whole (the message shows its digits)
                 number = _as_number(value) if type(value) is not bool else None
                 if number is None or not math.isfinite(number):
                     self.bad[i] = f"{key!r} is not a number: {_short(value)}"
@@ -224,11 +253,11 @@ class _Batch:
             steps.append(step)
         return np.array(steps, np.int64), key
 
-    def _times(self, keys: dict[str, None]) -> tuple[np.ndarray, str | None]:
+    def _times(self, columns: dict[str, list[Any]]) -> tuple[np.ndarray, str | None]:
         for key in TIME_KEYS:
-            if key not in keys:
+            column = columns.get(key)
+            if column is None:
                 continue
-            column = [r.get(key) for r in self.records]
             types = set(map(type, column))
             if types <= {int, float}:
                 try:
@@ -264,9 +293,11 @@ class _Batch:
         for i, value in enumerate(column):
             kind = type(value)
             if value is None or kind is list:
+                self._inexact(value)
                 continue
             if kind is dict:
                 for sub, sub_value in value.items():
+                    self._inexact(sub_value)
                     if type(sub_value) is not dict:  # one level only
                         nested.setdefault(f"{key}/{sub}", [None] * self.n)[i] = sub_value
                 continue

@@ -50,7 +50,7 @@ class ResultReader(LineReader):
         self.ordinal = 0
 
     def read(self, lines: Sequence[tuple[int, bytes]], mtime: float, parsed: Parsed) -> None:
-        records, numbers = load_records(lines, parsed)
+        records, numbers, _exact = load_records(lines, parsed, fast=False)  # json: exact big ints, few lines
         for record, no in zip(records, numbers, strict=True):
             step_value = record.get(STEP)
             step = int(step_value) if type(step_value) in (int, float) and math.isfinite(step_value) else self.ordinal

@@ -108,3 +108,33 @@ def test_whole_file_is_read_again_only_when_changed_or_retried(tmp_path: Path) -
     path.write_text('{"a": 1}')
     read = whole.read_if_changed()
     assert read is not None and read[0] == b'{"a": 1}'
+
+
+def test_blocks_hand_over_the_same_lines(tmp_path: Path) -> None:
+    """blocks=True (JSONL): plain lines come as one block; every line keeps its number, and partial,
+    overlong and CRLF lines are handled as without blocks."""
+    from collectors.runs.parsed import numbered_lines
+
+    writes = [b"a\nb\npart", b"ial\n", b"", b"c\n" + b"x" * 1500, b"x" * 700 + b"\nd\ne\r\nf\n", b"g" * 900 + b"\nh\n"]
+    seen: dict[bool, list[tuple[int, bytes]]] = {}
+    blocks = 0
+    for use_blocks in (False, True):
+        path = tmp_path / f"m{use_blocks}.jsonl"
+        path.write_bytes(b"")
+        tail = FileTail(str(path), max_line_bytes=1024, chunk_bytes=4096, blocks=use_blocks)
+        got: list[tuple[int, bytes]] = []
+        for data in writes:
+            with path.open("ab") as f:
+                f.write(data)
+            while (chunk := tail.poll()) is not None:
+                got += chunk.lines
+                if chunk.block_lines:
+                    blocks += 1
+                    got += numbered_lines(chunk.first_line, chunk.block)
+                    assert chunk.block_lines == len(numbered_lines(chunk.first_line, chunk.block))
+                if not chunk.more:
+                    break
+        seen[use_blocks] = got
+    assert seen[True] == seen[False] == [(1, b"a"), (2, b"b"), (3, b"partial"), (4, b"c"), (6, b"d"), (7, b"e"),
+                                         (8, b"f"), (9, b"g" * 900), (10, b"h")]
+    assert blocks >= 2
