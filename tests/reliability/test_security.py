@@ -229,9 +229,14 @@ def test_forged_client_messages_change_nothing(hostile: Hostile, browser: Browse
 
 
 # ---- XSS: outside text is text --------------------------------------------------------------------
-ELEMENTS_MADE = """() => [...document.querySelectorAll(
-    '.wall img, .wall iframe, .wall object, .wall script, .wall details, .wall math, .wall a, .wall b, ' +
-    '.wall body, .wall style, .wall input, .wall mglyph, .wall table')].map(e => e.tagName)"""
+# The wall's own links (GPU tiles, run cards, the runs title, the usage strip) have these targets;
+# any other <a>, or one of them pointing elsewhere, was made by a payload.
+ELEMENTS_MADE = r"""() => [...document.querySelectorAll(
+    '.wall img, .wall iframe, .wall object, .wall script, .wall details, .wall math, .wall b, ' +
+    '.wall body, .wall style, .wall input, .wall mglyph, .wall table')].map(e => e.tagName).concat(
+    [...document.querySelectorAll('.wall a')].map(a => a.getAttribute('href') || '')
+      .filter(h => !/^\/(gpu\/[^/?#]+\/\d+|run\/[A-Za-z0-9][A-Za-z0-9_.-]*|runs|usage)$/.test(h))
+      .map(h => 'A ' + h))"""
 
 
 def wall_text(page: Page) -> str:
