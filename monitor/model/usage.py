@@ -73,8 +73,9 @@ class UserTotals:
 class UsageLedger:
     """Closed usage records in the order they were added, each with a sequence number (the cursor)."""
 
-    def __init__(self, max_age_s: float = 400 * 86400.0) -> None:
+    def __init__(self, max_age_s: float = 400 * 86400.0, minute_age_s: float = 14 * 86400.0) -> None:
         self.max_age_s = max_age_s
+        self.minute_age_s = minute_age_s  # older minute records are rolled into hour records (as on disk)
         self._lock = threading.Lock()
         self._rows = np.empty(0, dtype=ROW)
         self._pending: list[tuple[object, ...]] = []  # added since the last read, folded in on demand
@@ -166,12 +167,34 @@ class UsageLedger:
             return dict(self._user_totals)
 
     def trim(self, now: float) -> int:
-        """Drop records older than `max_age_s`; returns how many were dropped."""
-        cutoff = now - self.max_age_s
+        """Drop records older than `max_age_s` and roll minute records older than `minute_age_s` into
+        one record per (hour, key), as the durable store does, so memory stays bounded whatever the
+        uptime; returns how many rows went away. A rolled row keeps the newest sequence number of its
+        minutes: it is never "new" to a reader of `after()`."""
+        cutoff, minute_cutoff = now - self.max_age_s, now - self.minute_age_s
         with self._lock:
             rows = self._folded()
-            keep = rows["start"] >= cutoff
-            dropped = int(len(rows) - np.count_nonzero(keep))
-            if dropped:
-                self._rows = rows[keep]
-            return dropped
+            before = len(rows)
+            rows = rows[rows["start"] >= cutoff]
+            old = (rows["span_s"] < HOUR_S) & (rows["start"] < minute_cutoff - minute_cutoff % HOUR_S)
+            if old.any():
+                rows = np.concatenate([rows[~old], _rolled(rows[old])])
+                rows = rows[np.argsort(rows["seq"], kind="stable")]
+            self._rows = rows
+            return before - len(rows)
+
+
+HOUR_S = 3600.0
+
+
+def _rolled(rows: np.ndarray) -> np.ndarray:
+    """Minute rows summed per (hour, key): start the hour, span 3600 s, seq the newest of the group."""
+    hours = rows["start"] - rows["start"] % HOUR_S
+    groups, inverse = np.unique(np.stack([hours, rows["key"].astype("f8")], axis=1), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    out = np.zeros(len(groups), dtype=ROW)
+    out["start"], out["key"], out["span_s"] = groups[:, 0], groups[:, 1].astype("i4"), HOUR_S
+    np.maximum.at(out["seq"], inverse, rows["seq"])
+    for name in VALUE_FIELDS:
+        out[name] = np.bincount(inverse, weights=rows[name], minlength=len(groups))
+    return out

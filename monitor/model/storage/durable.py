@@ -121,6 +121,7 @@ class DurableStore:
         any other fault leaves the model empty and memory-only until the writer can open the file."""
         now = self.clock()
         self.store.usage.max_age_s = self.settings.hour_retention_s
+        self.store.usage.minute_age_s = self.settings.minute_retention_s
         if self._open(now):
             assert self.db is not None
             try:

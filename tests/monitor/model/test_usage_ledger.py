@@ -43,3 +43,26 @@ def test_trim_drops_old_records_but_not_the_totals_and_columns_slice_by_start() 
     columns = ledger.columns(4500.0, 6000.0)
     assert columns.rows["start"].tolist() == [5000.0]
     assert [columns.field("user")[k] for k in columns.rows["key"]] == ["ann"]
+
+
+def test_old_minutes_roll_into_hours_so_memory_stays_bounded() -> None:
+    from monitor.model.usage import UsageLedger, UsageRecord
+
+    ledger = UsageLedger(max_age_s=30 * 86400.0, minute_age_s=2 * 86400.0)
+    day = 86400.0
+    t0 = 1_800_000_000.0 - 1_800_000_000.0 % 3600.0  # a whole hour
+    minutes = [UsageRecord(t0 + 60 * i, 60.0, "h", "0", "u0", user, "r", 60.0, 30.0, 10.0, 15.0, 100.0)
+               for i in range(180) for user in ("alice", "bob")]  # 3 hours, 2 users
+    ledger.add(minutes)
+    cursor = ledger.cursor
+    totals = ledger.user_totals()
+    assert ledger.trim(t0 + 1 * day) == 0, "younger than minute_age_s: kept as minutes"
+    gone = ledger.trim(t0 + 3 * day)
+    rows = ledger.records(t0, t0 + 3 * 3600)
+    assert gone == 360 - 6 and len(rows) == 6 and {r.span_s for r in rows} == {3600.0}
+    alice = sorted((r for r in rows if r.user == "alice"), key=lambda r: r.start)
+    assert [r.start for r in alice] == [t0, t0 + 3600, t0 + 7200]
+    assert all(r.gpu_s == 60 * 30.0 and r.energy_j == 60 * 100.0 and r.held_s == 3600.0 for r in alice)
+    assert ledger.after(cursor) == (cursor, []), "rolled rows are not new to the durable writer"
+    assert ledger.user_totals() == totals, "the /metrics counters never go down"
+    assert ledger.trim(t0 + 31 * day) == 6, "beyond max_age_s everything goes"
