@@ -13,10 +13,13 @@ XID errors are events, not states: the GPU collector puts each GPU's latest ones
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from collectors.gpu.xid import xid_text
+from monitor.alerts.observation import Observation as Observation  # re-exported for the engine
+from monitor.alerts.observation import RuleResult as RuleResult
+from monitor.alerts.observation import duration_text as duration_text
 from monitor.config import Config
 from monitor.model.documents import (
     GPU_LOST,
@@ -37,40 +40,10 @@ GIB = 1024**3
 
 
 @dataclass(slots=True)
-class Observation:
-    key: str  # stable per subject: "gpu3", a run id, a path, a collector name
-    subject: str  # for people: "GPU 3", "run llama-ft", "/data/runs"
-    title: str  # headline: "GPU 3 hot"
-    raising: bool
-    holding: bool
-    message: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class RuleResult:
-    known: bool = True  # False: the source is stale or absent; every alert of the rule keeps its state
-    observations: dict[str, Observation] = field(default_factory=dict)
-    unknown: set[str] = field(default_factory=set)  # subjects without a reading this tick
-
-    def add(self, obs: Observation) -> None:
-        self.observations[obs.key] = obs
-
-
-@dataclass(slots=True)
 class _RunMemory:
     status: str
     had_writers: bool
     crashed_at: float | None = None
-
-
-def duration_text(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def holders(processes: list[dict[str, Any]]) -> list[str]:
