@@ -45,6 +45,8 @@ TRAINERS = (
     DemoTrainer("dave", "dave/resnet-sweep", "jsonl", 3600, fate="crash", fate_after_s=150, gpus=(2,),
                 gpu_memory_bytes=6 * GIB, command="python sweep.py --arch resnet50 --lr 0.1",
                 params=(("arch", "resnet50"), ("lr", 0.1))),
+    DemoTrainer("erin", "erin/churn-xgb", "mlflow", 240, gpus=(4,), gpu_memory_bytes=12 * GIB,
+                command="python train_churn.py --tracking-uri ./mlruns", params=(("max_depth", 8), ("eta", 0.1))),
     DemoTrainer("carol", "carol/bert-finetune", "hf_trainer", 3600, fate="stall", fate_after_s=45, gpus=(3,),
                 gpu_memory_bytes=30 * GIB, command="accelerate launch run_glue.py --model_name_or_path bert-base",
                 params=(("model_type", "bert"), ("hidden_size", 768), ("num_hidden_layers", 12))),

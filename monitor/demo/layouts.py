@@ -6,6 +6,7 @@ finds the demo process through /proc exactly as it finds a real one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -33,8 +34,8 @@ class RunWriter:
         self.params = params
         self.files: list[IO[str]] = []
 
-    def open(self, relative: str) -> IO[str]:
-        path = self.run_dir / relative
+    def open(self, relative: str | Path) -> IO[str]:
+        path = self.run_dir / relative  # an absolute path stays itself
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = path.open("a", buffering=1, encoding="utf-8")
         self.files.append(handle)
@@ -142,7 +143,48 @@ class HfTrainerRun(RunWriter):
         self.close()
 
 
-LAYOUTS: dict[str, type[RunWriter]] = {cls.layout: cls for cls in (JsonlRun, LightningRun, HfTrainerRun)}
+class MlflowRun(RunWriter):
+    """MLflow's file store as `mlflow.log_metric` leaves it: `mlruns/0/<run id>/meta.yaml` (status 1
+    RUNNING, then 3 FINISHED), `metrics/<key>` lines `<ms> <value> <step>`, `params/<key>` and
+    `tags/mlflow.runName` (the last part of the directory named on the command line), in an `mlruns/`
+    beside that directory."""
+
+    layout = "mlflow"
+
+    def start(self) -> None:
+        name = self.run_dir.name
+        # MLflow's own depth (mlruns/<experiment>/<run>) beside the named directory, within runs.max_depth
+        self.run_root = self.run_dir.parent / "mlruns" / "0" / hashlib.md5(str(self.run_dir).encode()).hexdigest()
+        for sub in ("metrics", "params", "tags"):
+            (self.run_root / sub).mkdir(parents=True, exist_ok=True)
+        experiment = self.run_dir.parent / "mlruns" / "0" / "meta.yaml"
+        if not experiment.exists():
+            experiment.write_text("experiment_id: '0'\nname: Default\nlifecycle_stage: active\n", encoding="utf-8")
+        (self.run_root / "tags" / "mlflow.runName").write_text(name, encoding="utf-8")
+        for key, value in self.params.items():
+            (self.run_root / "params" / key).write_text(str(value), encoding="utf-8")
+        self.started_ms = int(time.time() * 1000)
+        self._meta(status=1)
+        self.metric_files: dict[str, IO[str]] = {}
+
+    def _meta(self, status: int, end_ms: int | None = None) -> None:
+        meta = {"run_id": self.run_root.name, "experiment_id": "0", "status": status, "lifecycle_stage": "active",
+                "start_time": self.started_ms, "end_time": end_ms, "run_name": self.run_dir.name}
+        (self.run_root / "meta.yaml").write_text(yaml.safe_dump(meta), encoding="utf-8")
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        now_ms = int(time.time() * 1000)
+        for key, value in metrics.items():
+            handle = self.metric_files.get(key) or self.metric_files.setdefault(
+                key, self.open(self.run_root / "metrics" / key))
+            handle.write(f"{now_ms} {value} {step}\n")
+
+    def end(self) -> None:
+        self._meta(status=3, end_ms=int(time.time() * 1000))
+        self.close()
+
+
+LAYOUTS: dict[str, type[RunWriter]] = {cls.layout: cls for cls in (JsonlRun, LightningRun, HfTrainerRun, MlflowRun)}
 
 
 def _now() -> float:

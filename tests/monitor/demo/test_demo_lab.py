@@ -18,6 +18,7 @@ FAST = (
     DemoTrainer("bob", "bob/mnist-lightning", "lightning_csv", 25, once=True, gpus=(2,)),
     DemoTrainer("dave", "dave/resnet-sweep", "jsonl", 10_000, fate="crash", fate_after_s=2, gpus=(2,)),
     DemoTrainer("carol", "carol/bert-finetune", "hf_trainer", 10_000, fate="stall", fate_after_s=3, gpus=(3,)),
+    DemoTrainer("erin", "erin/churn-xgb", "mlflow", 20, once=True, gpus=(4,)),  # a CPU job with 4 GPUs
 )
 
 
@@ -36,7 +37,8 @@ def test_every_status_and_layout_within_seconds(lab: DemoLab) -> None:
         expected = {"alice/demo-llama": ("jsonl", "running"),
                     "bob/mnist-lightning/version_0": ("lightning_csv", "finished"),
                     "dave/resnet-sweep": ("jsonl", "crashed"),
-                    "carol/bert-finetune": ("hf_trainer", "stalled")}
+                    "carol/bert-finetune": ("hf_trainer", "stalled"),
+                    "churn-xgb": ("mlflow", "finished")}
         for name, (layout, status) in expected.items():
             run = watch.wait_run(name, timeout=20, status=status)
             assert run["format"] == layout, run
