@@ -1,13 +1,18 @@
 """The kiosk browser's cost: labwall's wall (8 simulated GPUs + host + 10 live run cards) against
 Glances' web UI, each in one headless Chromium at 1 s refresh, at each screen size and CPU
-throttle asked for, measured in one run (labwall's windows, then Glances' windows; one server at
-a time, as in bench/vs_glances.py, whose `measure` takes every figure).
+throttle asked for, measured in one run, one page at a time (bench/vs_glances.py's `measure` takes
+every figure).
 
 Prints, per setting, all Chromium CPU and the page's main-thread busy time for both, and the ratios
 labwall/Glances (issue 17's target: both <= 0.5). A throttle of 4 is CDP
 `Emulation.setCPUThrottlingRate` 4x on the page (a small kiosk PC).
 
+Glances is measured first while labwall warms up (its 10-minute charts fill, as on a wall that has
+been up a while; run cards start with 400 steps); `--baseline DIR` adds another checkout's labwall
+("before"), warmed up alongside and measured the same way in the same run.
+
     .venv/bin/python bench/kiosk_cost.py [--duration S] [--settings 1920x1080@1,3840x2160@1,1920x1080@4]
+                                         [--warmup S] [--baseline DIR] [--quick]
 """
 
 from __future__ import annotations
@@ -151,9 +156,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=620.0,
                         help="labwall runs this long before its first window, so that its 10-minute charts are "
                              "full as on a wall that has been up for a while (default 620 s)")
+    parser.add_argument("--quick", action="store_true", help="one setting, 8 s windows, no warm-up (a smoke run)")
     parser.add_argument("--baseline", type=Path, help="another labwall checkout (its main.py) measured the same way "
                                                       "in the same run, as 'before'")
     args = parser.parse_args()
+    if args.quick:
+        args.duration, args.warmup, args.settings = 8.0, 0.0, args.settings[:1]
     if args.duration < 5:
         raise SystemExit(f"--duration must be at least 5 s (got {args.duration:g})")
     if args.baseline and not (args.baseline / "main.py").is_file():

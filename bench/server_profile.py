@@ -7,7 +7,7 @@
    and with a constant NVML double (tests/fake_nvml.py: no model, fixed readings). The difference is
    what the simulation costs; a real NVML backend replaces the model by driver calls.
 
-    .venv/bin/python bench/server_profile.py [--seconds 60]
+    .venv/bin/python bench/server_profile.py [--seconds 60] [--collector-only] [--quick]
 """
 
 from __future__ import annotations
@@ -140,7 +140,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--collector-only", action="store_true", help="only part 2 (no server, no browser)")
+    parser.add_argument("--quick", action="store_true", help="5 s windows (a smoke run)")
     args = parser.parse_args()
+    if args.quick:
+        args.seconds = 5.0
     print(f"server_profile: {args.seconds:g} s windows; load average "
           f"{' '.join(f'{v:.2f}' for v in psutil.getloadavg())}")
     if not args.collector_only:
