@@ -240,9 +240,11 @@ def task_duration(cdp: Any) -> float:
     return float(metrics["TaskDuration"])
 
 
-def measure(subject: Subject, seconds: float) -> dict[str, Any]:
+def measure(subject: Subject, seconds: float, viewport: dict[str, int] | None = None,
+            throttle: float = 1.0) -> dict[str, Any]:
+    """One window on `subject` in a fresh Chromium; `throttle` > 1 slows its CPU (CDP) for a small kiosk PC."""
     with launched_browser() as browser:
-        page = browser.new_context(viewport=FULL_HD).new_page()
+        page = browser.new_context(viewport=viewport or FULL_HD).new_page()
         cdp = page.context.new_cdp_session(page)
         cdp.send("Network.enable")
         cdp.send("Performance.enable")
@@ -250,6 +252,8 @@ def measure(subject: Subject, seconds: float) -> dict[str, Any]:
         traffic.attach(cdp, subject.is_refresh)
         page.goto(subject.page_url)
         subject.wait_page(page)
+        if throttle != 1:
+            cdp.send("Emulation.setCPUThrottlingRate", {"rate": throttle})
         page.wait_for_timeout(SETTLE_S * 1000)
 
         chromium = chromium_processes()

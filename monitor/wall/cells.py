@@ -84,11 +84,11 @@ class CellView:
                 element.set_values(cell.data)
         elif cell.text is not None and cell.text != old.text and isinstance(element, ui.label):
             element.set_text(cell.text)
-        if cell.pct != old.pct:
+        if cell.pct != old.pct:  # one dict write (one element update), not a parse of a style string
             if cell.pct is None:
-                element.style(remove="--p: 0")
+                element.style.pop("--p", None)
             else:
-                element.style(f"--p: {cell.pct}%")
+                element.style["--p"] = f"{cell.pct}%"
         if cell.level != old.level:
             element.classes(add=cell.level or None, remove=old.level or None)
         self.shown[key] = cell

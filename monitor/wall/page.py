@@ -1,7 +1,8 @@
 """One viewer's wall: built from the latest shared frame, then fed by one `ui.timer`.
 
 Per tick a page pushes only what changed: the cells the frame marks as changed, the new chart
-points through Plotly's `extendTraces` (trimmed to the window by `maxPoints`) and new event lines.
+points of every chart in one message (chart_points.js hands them to Plotly's `extendTraces`,
+trimmed to the window by `maxPoints`, once they move a line by a pixel) and new event lines.
 The page has no inputs and registers no event handlers, so nothing a browser sends can reach the
 store; the store is only ever written by the collectors.
 """
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
+from pathlib import Path
 
 from nicegui import background_tasks, ui
 
@@ -22,6 +25,7 @@ from monitor.wall.feed import Frame, WallFeed
 from monitor.wall.watchdog import watchdog_script
 
 MIN_TICK_S = 0.05
+CHART_POINTS_JS = (Path(__file__).parent / "chart_points.js").read_text()
 CHARTS_DRAWN_JS = """
 return new Promise((resolve) => {
   const drawn = () => [...document.querySelectorAll(".wall .js-plotly-plot")].every((el) => el._fullLayout);
@@ -43,7 +47,7 @@ class WallPage:
         self.run_plots: dict[int, ui.plotly] = {}
         self.run_shown: list[tuple[str, int]] = []  # (run id, chart generation) each card shows
         self.root = ui.element("div").classes("wall")
-        self.log: ui.log | None = None
+        self.log: ui.element | None = None
         self.frame_number = 0
         self.cursor = 0
         self.event_cursor = 0
@@ -53,9 +57,11 @@ class WallPage:
         self.due = 0.0  # the instant this page's next tick is aimed at
         self.probe: asyncio.Task | None = None
         self.charts_ready = False
+        self.outgoing: list[list] = []  # this tick's chart points: one labwallCharts.push for all charts
         self.build(feed.latest())
         self.timer = ui.timer(self.interval, self.tick, immediate=False)
         ui.add_body_html(watchdog_script(config.wall.flush_interval_s, config.wall.stale_after_intervals))
+        ui.add_body_html(f"<script>{CHART_POINTS_JS}</script>")
 
     # -- building -----------------------------------------------------------------------------------
     def build(self, frame: Frame) -> None:
@@ -131,7 +137,16 @@ class WallPage:
                 self.build(frame)
             else:
                 self.advance(frame)
+            self._send_points()
         self._aim(frame, started)
+
+    def _send_points(self) -> None:
+        """One message a tick for every chart's new points; the browser decides when each chart redraws
+        (chart_points.js: once the held points move its line by a device pixel)."""
+        if self.outgoing:
+            payload = json.dumps(self.outgoing, separators=(",", ":"))
+            self.outgoing = []
+            self.root.client.run_javascript(f"labwallCharts.push({payload})")
 
     async def _wait_for_charts(self) -> None:
         """Until every chart has drawn once, a page only shows what it was built with."""
@@ -172,7 +187,8 @@ class WallPage:
     def _extend(self, chart: str, points: ChartPoints) -> None:
         plot = self.plots.get(chart)
         if plot is not None:
-            plot.run_plot_method("extendTraces", points.update, points.indices, self.feed.max_points(chart))
+            self.outgoing.append([plot.id, points.update["x"], points.update["y"], points.indices,
+                                  self.feed.max_points(chart)])
 
     def _runs(self, frame: Frame, chain: list[Frame] | None) -> None:
         """Run cards' charts: extend with the chain's new points (shared, computed once per tick);
@@ -189,8 +205,8 @@ class WallPage:
             for f in chain:
                 found = f.run_points.get(run_id)
                 if found is not None and found.gen == gen and found.x:
-                    plot.run_plot_method("extendTraces", {"x": [found.x, found.x], "y": [found.raw, found.ema]},
-                                         [0, 1], runs_panel.MAX_POINTS)
+                    self.outgoing.append([plot.id, [found.x, found.x], [found.raw, found.ema], [0, 1],
+                                          runs_panel.MAX_POINTS])
 
     def _run_chart(self, i: int, run_id: str, gen: int) -> None:
         card = self.view.elements.get(f"r{i}")
