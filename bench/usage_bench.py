@@ -26,7 +26,8 @@ from fastapi.testclient import TestClient
 
 from collectors.gpu.collector import GpuCollector
 from collectors.gpu.processes import ProcessLookup
-from collectors.gpu.simulated import SimulatedNvml
+from collectors.gpu.sim_nvml import SimulatedNvml
+from collectors.gpu.simulated import SimulatedBackend
 from monitor.model.store import Store
 from monitor.model.usage import UsageRecord
 from monitor.usage.accountant import UsageAccountant
@@ -91,7 +92,7 @@ def accountant_figures(ticks: int) -> None:
     clock = [t0]
     store = Store("bench")
     nvml = SimulatedNvml(GPUS, clock=lambda: clock[0])
-    gpu = GpuCollector(store, 1.0, nvml, backend="simulated", processes=ProcessLookup(None, nvml.process_info),
+    gpu = GpuCollector(store, 1.0, SimulatedBackend(nvml), processes=ProcessLookup(None, nvml.process_info),
                        clock=lambda: clock[0])
     accountant = UsageAccountant(store, 1.0, 5.0, 5.0, clock=lambda: clock[0])
     cpu = 0.0

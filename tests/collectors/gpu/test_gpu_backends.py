@@ -89,7 +89,7 @@ def plugged() -> Iterator[FakeNvml]:
 def test_a_plugged_backend_is_chosen_by_config(plugged: FakeNvml) -> None:
     config = parse_config({"gpu": {"backend": "fake"}, "host": {"enabled": False}})
     store = Store("h")
-    [gpu, _alerts] = build_collectors(config, store)
+    gpu = next(c for c in build_collectors(config, store) if c.name == "gpu")
     assert CollectorThread(gpu).step() is None
     document = store.state("gpu")[1]
     assert (document["backend"], document["simulated"], len(document["gpus"])) == ("fake", False, 3)
