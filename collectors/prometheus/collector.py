@@ -1,7 +1,9 @@
 """The prometheus source: every host a Prometheus server scrapes, for the multi-host wall.
 
 Each reading sends ONE instant query per metric for all hosts (never one per host) and, every
-`range_every` readings, ONE range query for the hosts' sparklines. Each query has a timeout and the
+`range_every` readings, ONE range query for the hosts' sparklines; with the labwall flavor, every
+`usage_every` readings, two instant queries for the lab-wide GPU-hours per user (lab_usage.py).
+Each query has a timeout and the
 whole reading a deadline, so a slow or dead Prometheus costs this thread a few seconds and never the
 wall: the last good data stays in the store, marked stale since the first failure, the collector's
 health says why (healthz degraded), and the next good answer clears it.
@@ -13,8 +15,10 @@ import time
 
 from collectors.base import MAX_BACKOFF_S, Collector, SourceUnavailable
 from collectors.prometheus.config import PrometheusConfig
+from collectors.prometheus.lab_usage import lab_usage_document, usage_max_age_s, usage_queries
 from collectors.prometheus.mapping import assemble, assemble_runs, build_flavor, down_instances, sparklines
 from collectors.prometheus.query import InstantSample, PrometheusClient, PrometheusError
+from monitor.model.documents import Source
 from monitor.model.store import Store
 
 SPARK_POINTS = 60
@@ -32,6 +36,8 @@ class PrometheusCollector(Collector):
         self.flavor = build_flavor(config)
         self.readings = 0
         self.failures = 0
+        self.usage = usage_queries(config) if config.flavor == "labwall" else None
+        self.usage_failed = False  # a failed usage query is tried again at the next reading
         store.remote.configure(config.url)
 
     def collect(self, now: float) -> None:
@@ -60,7 +66,26 @@ class PrometheusCollector(Collector):
                                  self.config.forget_after_s, self.client.queries)
         if sparks is not None:
             self.store.remote.set_sparklines(sparklines(self.flavor, sparks, selector))
+        if self.usage is not None and (self.usage_failed or self.readings % self.config.usage_every == 0):
+            self._read_usage(now)
         self.readings += 1
+
+    def _read_usage(self, now: float) -> None:
+        """The lab-wide usage document; a failure keeps the last one (the views judge its age by
+        its time) and is named in the health detail, without failing the host readings."""
+        assert self.usage is not None
+        deadline = time.monotonic() + 2 * self.config.timeout_s
+        try:
+            hours = self.client.query(self.usage.gpu_seconds, timeout_s=self._left(deadline))
+            idle = self.client.query(self.usage.idle_seconds, timeout_s=self._left(deadline))
+        except PrometheusError as exc:
+            self.usage_failed = True
+            self.health.detail = {"degraded": f"lab-wide usage query failed: {exc}"}
+            return
+        self.usage_failed = False
+        self.health.detail = {}
+        self.store.set_state(Source.LAB_USAGE, lab_usage_document(hours, idle, now, usage_max_age_s(self.config)),
+                             time=now)
 
     def _instant_queries(self, deadline: float) -> dict[str, list[InstantSample]]:
         results: dict[str, list[InstantSample]] = {}

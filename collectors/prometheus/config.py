@@ -21,6 +21,8 @@ class PrometheusConfig(Section):
     timeout_s: float = Field(2.0, gt=0, le=60, allow_inf_nan=False)
     lookback_s: float = Field(600.0, ge=10, le=86400, allow_inf_nan=False)  # span of the per-host sparklines
     range_every: int = Field(5, ge=1, le=1000)  # sparklines (range queries) are refreshed every N ticks
+    # labwall flavor: lab-wide GPU-hours per user (two instant queries over 7 days) every N readings.
+    usage_every: int = Field(30, ge=1, le=100000)
     # labwall: labwall's own /metrics; dcgm: NVIDIA DCGM-exporter plus node_exporter.
     flavor: Literal["labwall", "dcgm"] = "labwall"
     dcgm_host_label: str = Field("Hostname", min_length=1)  # DCGM series label holding the host name

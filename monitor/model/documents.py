@@ -20,6 +20,7 @@ class Source:
     HOST: Final = "system"  # HostReading, written by collectors/host.py
     GPU_RUNS: Final = "gpu_runs"  # GpuRunsDocument, written by collectors/join
     ALERTS: Final = "alerts"  # the alert engine's document (monitor/alerts/engine.py)
+    LAB_USAGE: Final = "lab_usage"  # LabUsageDocument, written by collectors/prometheus (labwall flavor)
 
 
 # -- "gpu" ---------------------------------------------------------------------------------------
@@ -252,6 +253,34 @@ class JoinField:
     UUID: Final = "uuid"
     PID: Final = "pid"
     GPU_MEMORY_BYTES: Final = "gpu_memory_bytes"
+
+
+# -- "lab_usage" ---------------------------------------------------------------------------------
+class LabUserUsage(TypedDict):
+    user: str  # "" when the hosts' counters carry no user
+    gpu_hours: float
+    idle_gpu_hours: float
+
+
+class LabUsageDocument(TypedDict):
+    """GPU-hours per user over the last `window_s`, summed over every selected host by Prometheus."""
+
+    time: float  # when Prometheus answered (the collector's reading time)
+    window_s: float
+    max_age_s: float  # older than this, the views fall back to this host's own numbers
+    users: list[LabUserUsage]  # largest gpu_hours first
+
+
+class LabUsageField:
+    """The keys of a LabUsageDocument and a LabUserUsage."""
+
+    TIME: Final = "time"
+    WINDOW_S: Final = "window_s"
+    MAX_AGE_S: Final = "max_age_s"
+    USERS: Final = "users"
+    USER: Final = "user"
+    GPU_HOURS: Final = "gpu_hours"
+    IDLE_GPU_HOURS: Final = "idle_gpu_hours"
 
 
 # -- reading them --------------------------------------------------------------------------------

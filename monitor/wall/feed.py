@@ -94,7 +94,8 @@ class WallFeed:
         self.frames_made = 0
         self.tick_stats = TickStats()
         self.runs = RunFeed(store)
-        self.usage = UsageStrip(store.usage)  # the header's GPU-hours strip
+        # the header's GPU-hours strip; lab-wide from the prometheus source's document when it is on
+        self.usage = UsageStrip(store.usage, store if config.prometheus.url is not None else None)
         self.multi = config.prometheus.url is not None  # the multi-host overview (prometheus source)
         self._hosts_cache: tuple[Any, dict[str, Cell]] = (None, {})
 
