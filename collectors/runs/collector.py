@@ -335,8 +335,10 @@ class RunsCollector(Collector):
         if parsed.params:
             state.params[source.path] = {**state.params.get(source.path, {}), **parsed.params}
             registry.set_params(state.id, {k: v for values in state.params.values() for k, v in values.items()})
-        if parsed.records and (state.loaded or state.announce):
-            state.progress.seen_live = True  # new data while watching: a run that goes quiet now is stalled
+        # New data while watching, or files that changed within stall_min_s of being found: a live run, so
+        # one that goes quiet now is stalled (an old run found on disk reads "finished" instead).
+        if parsed.records and (state.loaded or state.announce or now - source.mtime <= self.rules.stall_min_s):
+            state.progress.seen_live = True
         record = registry.get(state.id)
         state.progress.apply(parsed, source.path, record.step if record else None)
         seen = source.mtime if not state.loaded else max(now, source.mtime)
