@@ -4,6 +4,7 @@ trainers on simulated GPUs, durable storage on): live history, the joined proces
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,3 +108,35 @@ def test_gpu_and_usage_pages_fit_every_size(browser: Browser, server: LabwallSer
                 page.screenshot(path=str(ROOT / "docs" / shot), full_page=True)
         finally:
             page.context.close()
+
+
+XSS_USER = '<img src=x onerror="window.__xss=1">{{ 7*7 }}'
+XSS_COMMAND = "python train.py --name '<script>window.__xss=1</script>' <b onmouseover=window.__xss=1>x"
+
+
+def test_hostile_users_and_commands_stay_text_on_the_gpu_and_usage_pages(browser: Browser,
+                                                                         tmp_path: Path) -> None:
+    scenario = {"gpus": [{"processes": [{"pid": 424242, "user": XSS_USER, "command": XSS_COMMAND,
+                                         "gpu_memory_bytes": 8 * 1024**3}]}]}
+    (tmp_path / "scenario.json").write_text(json.dumps(scenario), encoding="utf-8")
+    gpu = {"backend": "simulated", "simulated_scenario": str(tmp_path / "scenario.json")}
+    config = {"host_label": HOST, "gpu": gpu, "storage": {"enabled": False}}
+    server = start_server(tmp_path, config)
+    try:
+        wait_for(lambda: server.get("/api/usage?by=user").json()["rows"], 90, 1.0, what="the first closed minute")
+        for path, where in ((f"/gpu/{HOST}/0", ".gp-procs"), ("/usage", ".us-user .us-table")):
+            page = open_page(browser, server.url + path)
+            try:
+                shown = page.inner_text(where)
+                assert XSS_USER in shown, (path, shown)
+                if path.startswith("/gpu"):
+                    assert "<script>window.__xss=1</script>" in shown and "<b onmouseover" in shown
+                    assert XSS_USER in page.inner_text(".gp-holder-keys")
+                page.hover(".lw-body")
+                assert page.evaluate("() => window.__xss") is None
+                planted = "() => document.querySelectorAll('.lw-body img, .lw-body script, .lw-body b').length"
+                assert page.evaluate(planted) == 0
+            finally:
+                page.context.close()
+    finally:
+        server.stop()
