@@ -140,7 +140,7 @@ def test_gpu_xid_is_raised_at_once_held_for_hold_s_then_cleared() -> None:
     lab.tick()
     alert = lab.active()["gpu_xid:gpu1"]
     assert alert["title"] == "GPU 1 XID 48"
-    assert alert["message"] == "GPU 1 XID 48: double-bit ECC error (2 XIDs in the last 61 s: 48, 79)"
+    assert alert["message"] == "GPU 1 XID 48: double-bit ECC error (2 XIDs in the last 1 min: 48, 79)"
     lab.tick(119)  # 119 s after the last XID: still held
     assert "gpu_xid:gpu1" in lab.active()
     lab.tick()
