@@ -163,7 +163,7 @@ def test_disk_run_and_collector_alerts_in_banner_feed_and_api(browser: Browser, 
     crashing, stalling = root / "llama-ft" / "metrics.jsonl", root / "vit-base" / "metrics.jsonl"
     for path in (crashing, stalling):
         path.parent.mkdir(parents=True)
-        append(path, [{"step": s, "loss": 3.0 / s} for s in range(1, 6)])
+        append(path, [{"step": s, "loss": 3.0 / s} for s in range(1, 6 if path == crashing else 5)])
     # each round the GPU collector's next reading hangs for 5 s: it counts as hung after 2 s
     scenario = {"gpus": [{"name": "NVIDIA H100 80GB HBM3"}],
                 "events": [{"at_s": 1, "gpu": 0, "event": "hang", "for_s": 5}], "repeat_s": 10}
@@ -180,6 +180,9 @@ def test_disk_run_and_collector_alerts_in_banner_feed_and_api(browser: Browser, 
     server = start_server(tmp_path, config)
     try:
         page = open_wall(browser, server.url)
+        # step 5 while labwall watches: a live run that then goes quiet stalls (one quiet before labwall
+        # found it would read "ended before labwall found it", however slowly this server started)
+        append(stalling, [{"step": 5, "loss": 3.0 / 5}])
         append(crashing, [{"event": "crash"}])
         disk = f"disk {root} full"
         expected = {disk, "run llama-ft crashed", "run vit-base stalled", "collector gpu down"}
