@@ -126,7 +126,7 @@ def test_there_is_nothing_to_click_or_type(page: Page) -> None:
         'input, textarea, select, button, [contenteditable], [role=button], [tabindex]:not([tabindex="-1"])'
       )].map(e => e.outerHTML.slice(0, 80))""")
     assert found == []
-    # plain links for a laptop's click (a run card, the runs title, a GPU tile, the usage strip), all to this server's pages
+    # plain links for a laptop's click (a run card, the runs title, a GPU tile, the usage strip) to this server
     hrefs = page.evaluate("() => [...document.querySelectorAll('a[href]')].map(e => e.getAttribute('href'))")
     assert all(re.fullmatch(r"/runs|/usage|/run/[A-Za-z0-9_.-]+|/gpu/[^/]+/\d+", h) for h in hrefs), hrefs
     # and no element of the wall listens for a browser event on the server; the only listeners are
