@@ -87,3 +87,11 @@ def start_server(workdir: Path, config: dict[str, Any] | None = None, args: list
 def write_json(path: Path, data: Any) -> Path:
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
+
+
+def assert_payloads_inert(page: Page, root: str = ".lw-body") -> None:
+    """Hostile text planted by a test stayed text: hovering runs nothing, no element was made from it."""
+    page.hover(root)
+    assert page.evaluate("() => window.__xss") is None
+    planted = f"() => document.querySelectorAll('{root} img, {root} script, {root} b').length"
+    assert page.evaluate(planted) == 0

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from collectors.runs.format_spec import FileKind, Listing, Match, RunFormat
 from collectors.runs.formats.params_files import read_tree_params
-from collectors.runs.parsed import LineReader, Parsed
+from collectors.runs.parsed import LineReader, Parsed, not_finite_reason
 from collectors.runs.sources import LineSource, SourceSettings
 
 MAX_NAME_DEPTH = 4
@@ -55,7 +55,7 @@ class TsvReader(LineReader):
                 parsed.add_bad(no, f"{len(cells)} cells, not numbers under {list(self.columns)}")
                 continue
             if not math.isfinite(value):
-                parsed.add_bad(no, f"{self.metric!r} is {'NaN' if math.isnan(value) else 'infinite'}")
+                parsed.add_bad(no, not_finite_reason(self.metric, value))
                 continue
             parsed.add_point(self.metric, step, when, value)
             parsed.records += 1

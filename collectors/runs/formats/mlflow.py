@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from collectors.runs.format_spec import FileKind, Listing, Match, RunFormat
 from collectors.runs.formats.params_files import load_tree
-from collectors.runs.parsed import LineReader, Parsed, SnapshotError
+from collectors.runs.parsed import LineReader, Parsed, SnapshotError, not_finite_reason
 from collectors.runs.sources import LineSource, SnapshotSource, SourceSettings
 
 META = "meta.yaml"
@@ -54,7 +54,7 @@ class MetricFileReader(LineReader):
                 parsed.add_bad(no, f"not `timestamp value step`: {raw[:60].decode('utf-8', 'replace')!r}")
                 continue
             if not math.isfinite(value):
-                parsed.add_bad(no, f"{self.metric!r} is {'NaN' if math.isnan(value) else 'infinite'}")
+                parsed.add_bad(no, not_finite_reason(self.metric, value))
                 continue
             parsed.add_point(self.metric, step, stamp / 1000.0, value)
             parsed.records += 1

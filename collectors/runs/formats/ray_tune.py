@@ -20,7 +20,7 @@ from collectors.runs.formats.csv_table import CsvReader
 from collectors.runs.formats.jsonl import load_records
 from collectors.runs.formats.params_files import read_tree_params
 from collectors.runs.formats.text_log import text_log_source, text_logs
-from collectors.runs.parsed import LineReader, Parsed, as_timestamp
+from collectors.runs.parsed import LineReader, Parsed, as_timestamp, not_finite_reason
 from collectors.runs.sources import LineSource, SourceSettings
 
 RESULT = "result.json"
@@ -61,7 +61,7 @@ class ResultReader(LineReader):
             _numbers(record, "", values)
             bad = next((k for k, v in values.items() if not math.isfinite(v)), None)
             if bad is not None:
-                parsed.add_bad(no, f"{bad!r} is {'NaN' if math.isnan(values[bad]) else 'infinite'}")
+                parsed.add_bad(no, not_finite_reason(bad, values[bad]))
                 values = {k: v for k, v in values.items() if math.isfinite(v)}
             for name, value in values.items():
                 parsed.add_point(name, step, when, value)

@@ -24,7 +24,15 @@ from typing import Any
 from collectors.runs.format_spec import FileKind, Listing, Match, RunFormat
 from collectors.runs.formats.params_files import load_tree
 from collectors.runs.formats.text_log import text_log_source
-from collectors.runs.parsed import ParamValue, Parsed, SnapshotError, as_timestamp, flatten_params, integral_step
+from collectors.runs.parsed import (
+    ParamValue,
+    Parsed,
+    SnapshotError,
+    as_timestamp,
+    flatten_params,
+    integral_step,
+    not_finite_reason,
+)
 from collectors.runs.sources import SnapshotSource
 
 RUN_DIR = re.compile(r"(?:offline-)?run-\d{8}_\d{6}-[A-Za-z0-9]+")
@@ -60,7 +68,7 @@ def read_files(data: bytes, mtime: float, parsed: Parsed) -> None:
             continue
         number = float(value)
         if not math.isfinite(number):
-            parsed.add_bad(1, f"{key!r} is {'NaN' if math.isnan(number) else 'infinite'} in {SUMMARY}")
+            parsed.add_bad(1, f"{not_finite_reason(key, number)} in {SUMMARY}")
             continue
         parsed.add_point(key, step, when, number)
         found = True
