@@ -17,8 +17,10 @@ def test_demo_trainer_runs_are_followed_live(root: Path, watch: StartWatch) -> N
     w = watch(writer_check_s=0.2)
     process = start_demo_trainer(root, steps=6, interval_s=0.1, keep=1)
     try:
-        first = wait_for(lambda: next((r for r in w.runs() if r["status"] == "running" and r["step"]), None),
-                         timeout=10, what="a running demo run")
+        # the step and the total reach the summary on the collector's next status pass: wait for both
+        first = wait_for(lambda: next((r for r in w.runs() if r["status"] == "running" and r["step"]
+                                       and r["total_steps"] is not None), None),
+                         timeout=10, what="a running demo run with its total")
         assert first["format"] == "jsonl" and first["total_steps"] == 6 and first["main_metric"] == "loss"
         assert first["writer_pids"] == [process.pid] or first["writer_pids"] == []
         w.wait_run(first["name"], status="finished", timeout=10)
